@@ -1,0 +1,1 @@
+"""Runs beside ClickHouse: OTLP receivers, the batch writer and the query endpoint."""

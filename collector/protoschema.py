@@ -1,0 +1,100 @@
+"""OTLP `.proto` text for ClickHouse's Protobuf input format, generated from the installed descriptors.
+
+`opentelemetry-proto` ships compiled descriptors, not `.proto` files. ClickHouse needs the schema as
+text (passed inline with `format_schema_source='string'`) and cannot follow recursive messages, so
+`AnyValue` is unrolled to a fixed depth: below it, nested arrays and maps arrive as raw bytes.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
+
+# How many times one message type may appear on a path before its field degrades to `bytes`.
+MAX_REPEAT = 2
+
+_SCALARS = {
+    FieldDescriptor.TYPE_STRING: "string",
+    FieldDescriptor.TYPE_BYTES: "bytes",
+    FieldDescriptor.TYPE_BOOL: "bool",
+    FieldDescriptor.TYPE_INT32: "int32",
+    FieldDescriptor.TYPE_INT64: "int64",
+    FieldDescriptor.TYPE_UINT32: "uint32",
+    FieldDescriptor.TYPE_UINT64: "uint64",
+    FieldDescriptor.TYPE_SINT32: "sint32",
+    FieldDescriptor.TYPE_SINT64: "sint64",
+    FieldDescriptor.TYPE_FIXED32: "fixed32",
+    FieldDescriptor.TYPE_FIXED64: "fixed64",
+    FieldDescriptor.TYPE_SFIXED32: "sfixed32",
+    FieldDescriptor.TYPE_SFIXED64: "sfixed64",
+    FieldDescriptor.TYPE_DOUBLE: "double",
+    FieldDescriptor.TYPE_FLOAT: "float",
+    FieldDescriptor.TYPE_ENUM: "int32",  # wire-compatible; ClickHouse stores the number
+}
+
+
+def _cyclic(root: Descriptor) -> set[str]:
+    """Full names of the message types that can contain themselves."""
+    edges: dict[str, set[str]] = {}
+
+    def collect(desc: Descriptor) -> None:
+        if desc.full_name in edges:
+            return
+        edges[desc.full_name] = {f.message_type.full_name for f in desc.fields if f.message_type}
+        for f in desc.fields:
+            if f.message_type:
+                collect(f.message_type)
+
+    collect(root)
+
+    def reaches(start: str, goal: str) -> bool:
+        seen, todo = set(), [start]
+        while todo:
+            for nxt in edges[todo.pop()]:
+                if nxt == goal:
+                    return True
+                if nxt not in seen:
+                    seen.add(nxt)
+                    todo.append(nxt)
+        return False
+
+    return {name for name in edges if reaches(name, name)}
+
+
+def _render(root: Descriptor) -> tuple[str, str]:
+    """Every message reachable from `root` as a top-level message, unrolled where it recurses."""
+    cyclic = _cyclic(root)
+    names: dict[tuple, str] = {}
+    bodies: list[str] = []
+
+    def visit(desc: Descriptor, path: tuple[str, ...]) -> str:
+        key = (desc.full_name, tuple(p for p in path if p in cyclic))
+        if key in names:
+            return names[key]
+        base = desc.full_name.replace(".", "_")
+        name = base if base not in names.values() else f"{base}_{len(names)}"
+        names[key] = name
+        path = (*path, desc.full_name)
+        lines = []
+        for field in desc.fields:
+            label = "repeated " if field.is_repeated else ""
+            sub = field.message_type
+            if sub is None:
+                ftype = _SCALARS[field.type]
+            elif path.count(sub.full_name) >= MAX_REPEAT:
+                ftype = "bytes"  # same wire format as an embedded message
+            else:
+                ftype = visit(sub, path)
+            lines.append(f"  {label}{ftype} {field.name} = {field.number};")
+        bodies.append(f"message {name} {{\n" + "\n".join(lines) + "\n}\n")
+        return name
+
+    top = visit(root, ())
+    return 'syntax = "proto3";\n\n' + "\n".join(bodies), top
+
+
+@cache
+def format_schema(root: Descriptor) -> tuple[str, str]:
+    """(`.proto` text, top-level message name) for `root`; cached per descriptor."""
+    return _render(root)

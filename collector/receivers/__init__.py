@@ -1,0 +1,1 @@
+"""OTLP receivers: gRPC and HTTP front ends over one `Ingest`."""

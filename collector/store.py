@@ -1,0 +1,62 @@
+"""The store: a clickhouse-connect client from a DSN, and the schema migration runner."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import clickhouse_connect
+from clickhouse_connect.driver.client import Client
+
+from llmloop import queries
+from llmloop.queries import Layout
+
+log = logging.getLogger("llmloop.store")
+
+DEFAULT_STORE = "chdb://.llmloop/store"  # embedded; a relative path is taken from the working dir
+
+
+def resolve_dsn(dsn: str) -> str:
+    """Check a store DSN; an embedded store's path is made absolute and its directory created."""
+    scheme = urlsplit(dsn).scheme
+    if scheme == "chdb":
+        path = Path(dsn[len("chdb://"):] or ".llmloop/store").resolve()
+        path.mkdir(parents=True, exist_ok=True)
+        return f"chdb://{path}"
+    if scheme in ("http", "https"):
+        return dsn
+    raise ValueError(
+        f"unsupported store DSN {dsn!r}: use chdb://PATH (embedded) or http(s)://user:pass@host:port/db"
+    )
+
+
+def connect(dsn: str) -> Client:
+    """A client for the store named by `dsn` (see `resolve_dsn`)."""
+    dsn = resolve_dsn(dsn)
+    if dsn.startswith("chdb://"):
+        return clickhouse_connect.get_client(dsn=dsn)
+    return clickhouse_connect.get_client(dsn=dsn, autogenerate_session_id=False)
+
+
+def migrate(client: Client, layout: Layout) -> list[str]:
+    """Apply the schema migrations not yet recorded in `<db>.schema_migrations`; return their names."""
+    db = layout.database
+    for statement in queries.render(queries.load("schema/0000_migrations.sql"), layout):
+        client.command(statement)
+    done = {
+        row[0]
+        for row in client.query(
+            f"SELECT version FROM {db}.schema_migrations"  # db is a validated identifier
+        ).result_rows
+    }
+    applied = []
+    for version, name in queries.migrations():
+        if version == 0 or version in done:
+            continue
+        for statement in queries.render(queries.load(f"schema/{name}"), layout):
+            client.command(statement)
+        client.insert(f"{db}.schema_migrations", [[version, name]], column_names=["version", "name"])
+        log.info("applied migration %s", name)
+        applied.append(name)
+    return applied

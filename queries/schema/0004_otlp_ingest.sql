@@ -1,0 +1,117 @@
+-- OTLP requests enter here. The collector inserts length-delimited Export*ServiceRequest messages
+-- in ClickHouse's Protobuf format (schema generated from opentelemetry-proto, passed inline); these
+-- Null tables keep nothing, and the materialized views below explode
+-- resource -> scope -> span/log with arrayJoin into the stored tables. ClickHouse parses the
+-- protobuf itself, so no per-span Python work happens on the ingest path.
+-- Rows with ids of the wrong length never get here: the collector rejects them per span
+-- (OTLP partial_success) before the insert.
+CREATE TABLE IF NOT EXISTS {{db}}.otlp_traces_in {{on_cluster}} (
+    resource_spans Array(Tuple(
+        resource Tuple(attributes {{otlp_attributes}}),
+        scope_spans Array(Tuple(
+            scope Tuple(name String, version String),
+            spans Array(Tuple(
+                trace_id String, span_id String, trace_state String, parent_span_id String,
+                name String, kind Int32, start_time_unix_nano UInt64, end_time_unix_nano UInt64,
+                attributes {{otlp_attributes}},
+                events Array(Tuple(time_unix_nano UInt64, name String, attributes {{otlp_attributes}})),
+                links Array(Tuple(trace_id String, span_id String, trace_state String, attributes {{otlp_attributes}})),
+                status Tuple(message String, code Int32)))))))
+) ENGINE = Null;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS {{db}}.otlp_traces_mv {{on_cluster}} TO {{db}}.spans AS
+SELECT
+    fromUnixTimestamp64Nano(toInt64(span.start_time_unix_nano)) AS Timestamp,
+    lower(hex(span.trace_id)) AS TraceId,
+    lower(hex(span.span_id)) AS SpanId,
+    lower(hex(span.parent_span_id)) AS ParentSpanId,
+    span.trace_state AS TraceState,
+    span.name AS SpanName,
+    ['Unspecified', 'Internal', 'Server', 'Client', 'Producer', 'Consumer'][span.kind + 1] AS SpanKind,
+    ResourceAttributes['service.name'] AS ServiceName,
+    llmloopAttributes(resource_spans.resource.attributes) AS ResourceAttributes,
+    scope_spans.scope.name AS ScopeName,
+    scope_spans.scope.version AS ScopeVersion,
+    llmloopAttributes(span.attributes) AS SpanAttributes,
+    if(span.end_time_unix_nano > span.start_time_unix_nano,
+       span.end_time_unix_nano - span.start_time_unix_nano, 0) AS Duration,
+    ['Unset', 'Ok', 'Error'][span.status.code + 1] AS StatusCode,
+    span.status.message AS StatusMessage,
+    arrayMap(e -> fromUnixTimestamp64Nano(toInt64(e.time_unix_nano)), span.events) AS `Events.Timestamp`,
+    arrayMap(e -> e.name, span.events) AS `Events.Name`,
+    arrayMap(e -> llmloopAttributes(e.attributes), span.events) AS `Events.Attributes`,
+    arrayMap(l -> lower(hex(l.trace_id)), span.links) AS `Links.TraceId`,
+    arrayMap(l -> lower(hex(l.span_id)), span.links) AS `Links.SpanId`,
+    arrayMap(l -> l.trace_state, span.links) AS `Links.TraceState`,
+    arrayMap(l -> llmloopAttributes(l.attributes), span.links) AS `Links.Attributes`,
+    SpanAttributes['gen_ai.provider.name'] AS Provider,
+    SpanAttributes['gen_ai.operation.name'] AS Operation,
+    SpanAttributes['gen_ai.request.model'] AS RequestModel,
+    SpanAttributes['gen_ai.response.model'] AS ResponseModel,
+    SpanAttributes['llmloop.config.id'] AS ConfigId,
+    SpanAttributes['llmloop.config.fingerprint'] AS ConfigFingerprint,
+    SpanAttributes['llmloop.rollout.name'] AS RolloutName,
+    SpanAttributes['llmloop.rollout.arm'] AS RolloutArm,
+    toUInt64OrNull(SpanAttributes['gen_ai.usage.input_tokens']) AS InputTokens,
+    toUInt64OrNull(SpanAttributes['gen_ai.usage.output_tokens']) AS OutputTokens,
+    toUInt64OrNull(SpanAttributes['gen_ai.usage.cache_read.input_tokens']) AS CacheReadTokens,
+    toUInt64OrNull(SpanAttributes['gen_ai.usage.cache_write.input_tokens']) AS CacheWriteTokens,
+    toUInt64OrNull(SpanAttributes['gen_ai.usage.reasoning.output_tokens']) AS ReasoningTokens,
+    toFloat64OrNull(SpanAttributes['gen_ai.response.time_to_first_chunk']) AS TimeToFirstChunk,
+    JSONExtract(SpanAttributes['gen_ai.response.finish_reasons'], 'Array(String)') AS FinishReasons,
+    SpanAttributes['error.type'] AS ErrorType,
+    SpanAttributes['gen_ai.conversation.id'] AS ConversationId,
+    SpanAttributes['gen_ai.input.messages'] AS InputMessages,
+    SpanAttributes['gen_ai.output.messages'] AS OutputMessages,
+    SpanAttributes['gen_ai.system_instructions'] AS SystemInstructions
+FROM {{db}}.otlp_traces_in
+ARRAY JOIN resource_spans
+ARRAY JOIN resource_spans.scope_spans AS scope_spans
+ARRAY JOIN scope_spans.spans AS span;
+
+CREATE TABLE IF NOT EXISTS {{db}}.otlp_logs_in {{on_cluster}} (
+    resource_logs Array(Tuple(
+        resource Tuple(attributes {{otlp_attributes}}),
+        schema_url String,
+        scope_logs Array(Tuple(
+            scope Tuple(name String, version String, attributes {{otlp_attributes}}),
+            schema_url String,
+            log_records Array(Tuple(
+                time_unix_nano UInt64, observed_time_unix_nano UInt64,
+                severity_number Int32, severity_text String,
+                body Tuple(
+                    string_value Nullable(String), bool_value Nullable(Bool), int_value Nullable(Int64),
+                    double_value Nullable(Float64), bytes_value Nullable(String),
+                    array_value Tuple(values Array(Tuple(
+                        string_value Nullable(String), bool_value Nullable(Bool), int_value Nullable(Int64),
+                        double_value Nullable(Float64), bytes_value Nullable(String)))),
+                    kvlist_value Tuple(values Array(Tuple(key String, value Tuple(
+                        string_value Nullable(String), bool_value Nullable(Bool), int_value Nullable(Int64),
+                        double_value Nullable(Float64), bytes_value Nullable(String)))))),
+                attributes {{otlp_attributes}},
+                flags UInt32, trace_id String, span_id String, event_name String))))))
+) ENGINE = Null;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS {{db}}.otlp_logs_mv {{on_cluster}} TO {{db}}.logs AS
+SELECT
+    -- OTLP: when time_unix_nano is unset, the observed time stands in.
+    fromUnixTimestamp64Nano(toInt64(if(rec.time_unix_nano = 0, rec.observed_time_unix_nano, rec.time_unix_nano))) AS Timestamp,
+    lower(hex(rec.trace_id)) AS TraceId,
+    lower(hex(rec.span_id)) AS SpanId,
+    toUInt8(bitAnd(rec.flags, 255)) AS TraceFlags,
+    rec.severity_text AS SeverityText,
+    toUInt8(greatest(least(rec.severity_number, 255), 0)) AS SeverityNumber,
+    ResourceAttributes['service.name'] AS ServiceName,
+    llmloopAnyValueString(rec.body) AS Body,
+    resource_logs.schema_url AS ResourceSchemaUrl,
+    llmloopAttributes(resource_logs.resource.attributes) AS ResourceAttributes,
+    scope_logs.schema_url AS ScopeSchemaUrl,
+    scope_logs.scope.name AS ScopeName,
+    scope_logs.scope.version AS ScopeVersion,
+    llmloopAttributes(scope_logs.scope.attributes) AS ScopeAttributes,
+    llmloopAttributes(rec.attributes) AS LogAttributes,
+    rec.event_name AS EventName
+FROM {{db}}.otlp_logs_in
+ARRAY JOIN resource_logs
+ARRAY JOIN resource_logs.scope_logs AS scope_logs
+ARRAY JOIN scope_logs.log_records AS rec;
