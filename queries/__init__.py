@@ -60,10 +60,7 @@ def load(name: str) -> str:
 
 def render(text: str, layout: Layout) -> list[str]:
     """Statements of `text` with structure placeholders filled; cluster-only blocks kept if clustered."""
-    if layout.cluster is None:
-        text = _CLUSTER_BLOCK.sub("", text)
-    else:
-        text = _CLUSTER_BLOCK.sub(r"\1", text)
+    text = _CLUSTER_BLOCK.sub("", text) if layout.cluster is None else _CLUSTER_BLOCK.sub(r"\1", text)
     variables = layout.variables()
 
     def fill(match: re.Match[str]) -> str:

@@ -1,0 +1,27 @@
+"""The collector's one Config; the `llmloop serve` flags mirror its fields."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from llmloop.collector.store import DEFAULT_STORE
+from llmloop.queries import Layout
+
+
+@dataclass
+class Config:
+    """Everything `serve` needs; defaults are what `llmloop serve` runs with."""
+
+    store: str = DEFAULT_STORE
+    host: str = "127.0.0.1"
+    grpc_port: int = 4317
+    http_port: int = 4318
+    sql_port: int = 8123
+    token: str | None = None
+    layout: Layout = field(default_factory=Layout)
+    max_body_bytes: int = 64 * 1024 * 1024
+    batch_items: int = 50_000
+    flush_interval: float = 1.0
+    queue_bytes: int = 256 * 1024 * 1024
+    insert_workers: int = 2
+    log_level: str = "info"

@@ -1,0 +1,182 @@
+"""Decode OTLP export requests (protobuf or JSON) and reject invalid items one by one.
+
+The result is the request re-encoded as protobuf (or the original bytes when nothing was dropped),
+ready for ClickHouse's Protobuf input format, plus the OTLP partial-success count and message.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from google.protobuf import json_format
+from google.protobuf.message import DecodeError, Message
+from llmloop.collector.errors import BadRequest
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+
+MAX_MESSAGES = 5  # distinct reasons quoted in a partial-success message
+
+_ZERO_TRACE = bytes(16)
+_ZERO_SPAN = bytes(8)
+
+
+def _span_problem(span: Any) -> str | None:
+    if len(span.trace_id) != 16 or span.trace_id == _ZERO_TRACE:
+        return f"trace_id must be 16 non-zero bytes, got {len(span.trace_id)} bytes"
+    if len(span.span_id) != 8 or span.span_id == _ZERO_SPAN:
+        return f"span_id must be 8 non-zero bytes, got {len(span.span_id)} bytes"
+    if len(span.parent_span_id) not in (0, 8):
+        return f"parent_span_id must be empty or 8 bytes, got {len(span.parent_span_id)} bytes"
+    for link in span.links:
+        if len(link.trace_id) != 16 or len(link.span_id) != 8:
+            return "link trace_id/span_id must be 16/8 bytes"
+    return None
+
+
+def _log_problem(record: Any) -> str | None:
+    if len(record.trace_id) not in (0, 16):
+        return f"trace_id must be empty or 16 bytes, got {len(record.trace_id)} bytes"
+    if len(record.span_id) not in (0, 8):
+        return f"span_id must be empty or 8 bytes, got {len(record.span_id)} bytes"
+    return None
+
+
+@dataclass(frozen=True)
+class Signal:
+    """One OTLP signal: its messages, the nesting of its items, and how items are checked."""
+
+    name: str
+    request: type[Message]
+    response: type[Message]
+    path: tuple[str, str, str]  # e.g. resource_spans, scope_spans, spans
+    json_path: tuple[str, str, str]  # the same in OTLP/JSON's lowerCamelCase
+    rejected_field: str  # field of partial_success that counts rejected items
+    problem: Callable[[Any], str | None]
+    id_fields: tuple[str, ...]  # JSON fields holding hex ids (OTLP/JSON deviates from proto3 here)
+
+
+TRACES = Signal(
+    "traces",
+    trace_service_pb2.ExportTraceServiceRequest,
+    trace_service_pb2.ExportTraceServiceResponse,
+    ("resource_spans", "scope_spans", "spans"),
+    ("resourceSpans", "scopeSpans", "spans"),
+    "rejected_spans",
+    _span_problem,
+    ("traceId", "spanId", "parentSpanId"),
+)
+LOGS = Signal(
+    "logs",
+    logs_service_pb2.ExportLogsServiceRequest,
+    logs_service_pb2.ExportLogsServiceResponse,
+    ("resource_logs", "scope_logs", "log_records"),
+    ("resourceLogs", "scopeLogs", "logRecords"),
+    "rejected_log_records",
+    _log_problem,
+    ("traceId", "spanId"),
+)
+
+
+@dataclass
+class Decoded:
+    """A checked request: protobuf `payload` holding `accepted` items; `rejected` were dropped."""
+
+    payload: bytes
+    accepted: int
+    rejected: int = 0
+    message: str = ""
+
+    def response(self, signal: Signal) -> Message:
+        """The OTLP response: partial_success only when something was rejected."""
+        response = signal.response()
+        if self.rejected:
+            partial = response.partial_success
+            setattr(partial, signal.rejected_field, self.rejected)
+            partial.error_message = self.message
+        return response
+
+
+def decode(signal: Signal, body: bytes, json_body: bool) -> Decoded:
+    """Decode `body`; raise BadRequest if it is not an OTLP request at all."""
+    reasons: dict[str, int] = {}
+    if json_body:
+        request = _from_json(signal, body, reasons)
+    else:
+        try:
+            request = signal.request.FromString(body)
+        except DecodeError as exc:
+            raise BadRequest(f"body is not a valid protobuf {signal.request.__name__}: {exc}") from None
+    accepted = 0
+    rejected = sum(reasons.values())
+    changed = json_body
+    outer, middle, inner = signal.path
+    for resource in getattr(request, outer):
+        for scope in getattr(resource, middle):
+            items = getattr(scope, inner)
+            keep = []
+            for item in items:
+                problem = signal.problem(item)
+                if problem is None:
+                    keep.append(item)
+                else:
+                    reasons[problem] = reasons.get(problem, 0) + 1
+            if len(keep) != len(items):
+                rejected += len(items) - len(keep)
+                changed = True
+                kept = [type(item)() for item in keep]
+                for copy, item in zip(kept, keep, strict=False):
+                    copy.CopyFrom(item)
+                del items[:]
+                items.extend(kept)
+            accepted += len(keep)
+    payload = request.SerializeToString() if changed else body
+    message = "; ".join(f"{n} x {reason}" for reason, n in list(reasons.items())[:MAX_MESSAGES])
+    return Decoded(payload, accepted, rejected, message)
+
+
+def _from_json(signal: Signal, body: bytes, reasons: dict[str, int]) -> Message:
+    """OTLP/JSON to a message: hex ids (not base64), integer enums, unknown fields ignored."""
+    try:
+        data = json.loads(body)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise BadRequest(f"body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise BadRequest("OTLP/JSON body must be a JSON object")
+    outer, middle, inner = signal.json_path
+    for resource in _objects(data.get(outer)):
+        for scope in _objects(resource.get(middle)):
+            items = scope.get(inner)
+            if isinstance(items, list):
+                scope[inner] = [item for item in items if _hex_ids_to_base64(signal, item, reasons)]
+    try:
+        return json_format.ParseDict(data, signal.request(), ignore_unknown_fields=True)
+    except (json_format.ParseError, TypeError, ValueError) as exc:
+        raise BadRequest(f"body is not a valid OTLP/JSON {signal.request.__name__}: {exc}") from None
+
+
+def _objects(value: Any) -> list[dict]:
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
+def _hex_ids_to_base64(signal: Signal, item: Any, reasons: dict[str, int]) -> bool:
+    """Rewrite an item's hex ids (and its links') for ParseDict; False if one is not hex."""
+    if not isinstance(item, dict):
+        return True  # ParseDict reports the type error
+    holders = [item, *_objects(item.get("links"))]
+    for holder in holders:
+        for field in signal.id_fields:
+            value = holder.get(field)
+            if value is None or value == "":
+                continue
+            try:
+                holder[field] = base64.b64encode(bytes.fromhex(value)).decode()
+            except (TypeError, ValueError, binascii.Error):
+                reason = f"{field} is not a hex string"
+                reasons[reason] = reasons.get(reason, 0) + 1
+                return False
+    return True

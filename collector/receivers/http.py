@@ -1,0 +1,102 @@
+"""OTLP/HTTP receiver (`/v1/traces`, `/v1/logs`) as a Starlette app.
+
+Protobuf and JSON on the same path, chosen by Content-Type; answers in the request's encoding;
+gzip request bodies; size limit after decompression; google.rpc.Status bodies on errors.
+"""
+
+from __future__ import annotations
+
+import hmac
+import zlib
+
+from google.protobuf import json_format
+from google.protobuf.message import Message
+from google.rpc import code_pb2, status_pb2
+from llmloop.collector.decode import LOGS, TRACES, Signal, decode
+from llmloop.collector.errors import BadRequest, CollectorError, Overloaded, TooLarge
+from llmloop.collector.writer import Writer
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+PROTOBUF = "application/x-protobuf"
+JSON = "application/json"
+_CODES = {400: code_pb2.INVALID_ARGUMENT, 401: code_pb2.UNAUTHENTICATED, 404: code_pb2.UNIMPLEMENTED,
+          413: code_pb2.RESOURCE_EXHAUSTED, 415: code_pb2.INVALID_ARGUMENT, 503: code_pb2.UNAVAILABLE}
+
+
+def _encode(message: Message, json_body: bool, status: int = 200, headers: dict | None = None) -> Response:
+    body = json_format.MessageToJson(message, indent=None).encode() if json_body else message.SerializeToString()
+    return Response(body, status, headers=headers, media_type=JSON if json_body else PROTOBUF)
+
+
+def _status(http_status: int, message: str, json_body: bool, headers: dict | None = None) -> Response:
+    status = status_pb2.Status(code=_CODES.get(http_status, code_pb2.UNKNOWN), message=message)
+    return _encode(status, json_body, http_status, headers)
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The request body, gunzipped if needed; TooLarge past `limit` bytes either way."""
+    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    if encoding not in ("identity", "gzip"):
+        raise BadRequest(f"unsupported Content-Encoding {encoding!r}: use gzip or none")
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS) if encoding == "gzip" else None
+    parts, size = [], 0
+    try:
+        async for chunk in request.stream():
+            if inflater is not None:
+                chunk = inflater.decompress(chunk, limit + 1 - size)
+                if inflater.unconsumed_tail:
+                    raise TooLarge(f"decompressed body is over the {limit} byte limit")
+            size += len(chunk)
+            if size > limit:
+                raise TooLarge(f"body is over the {limit} byte limit")
+            parts.append(chunk)
+        if inflater is not None and not inflater.eof:
+            raise BadRequest("gzip body is truncated")
+    except zlib.error as exc:
+        raise BadRequest(f"body is not valid gzip: {exc}") from None
+    return b"".join(parts)
+
+
+def create_otlp_app(writers: dict[str, Writer], token: str | None = None,
+                    max_body_bytes: int = 64 * 1024 * 1024) -> Starlette:
+    """The OTLP/HTTP app; `writers` maps signal name ("traces", "logs") to its writer."""
+
+    def authorized(request: Request) -> bool:
+        if not token:
+            return True
+        given = request.headers.get("authorization", "")
+        return hmac.compare_digest(given.encode(), f"Bearer {token}".encode())
+
+    def endpoint(signal: Signal):
+        async def export(request: Request) -> Response:
+            media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+            json_body = media == JSON
+            if not authorized(request):
+                return _status(401, "missing or wrong bearer token", json_body,
+                               {"WWW-Authenticate": "Bearer"})
+            if media not in (PROTOBUF, JSON):
+                return _status(415, f"Content-Type must be {PROTOBUF} or {JSON}, got {media!r}", False)
+            try:
+                body = await _read_body(request, max_body_bytes)
+                decoded = decode(signal, body, json_body)
+                writers[signal.name].submit(decoded.payload, decoded.accepted)
+            except Overloaded as exc:
+                return _status(503, str(exc), json_body, {"Retry-After": str(max(1, round(exc.retry_after)))})
+            except CollectorError as exc:
+                return _status(exc.http_status, str(exc), json_body)
+            return _encode(decoded.response(signal), json_body)
+
+        return export
+
+    async def metrics(request: Request) -> Response:
+        json_body = request.headers.get("content-type", "").startswith(JSON)
+        return _status(404, "llmloop does not store OTLP metrics; send traces and logs only", json_body)
+
+    return Starlette(routes=[
+        Route("/v1/traces", endpoint(TRACES), methods=["POST"]),
+        Route("/v1/logs", endpoint(LOGS), methods=["POST"]),
+        Route("/v1/metrics", metrics, methods=["POST"]),
+    ])

@@ -1,0 +1,82 @@
+"""`llmloop serve`: start-up, run, and a graceful shutdown that flushes what was acknowledged.
+
+Phases, each logged: open the store and migrate; start the writers; start OTLP/gRPC; serve
+OTLP/HTTP and the SQL endpoint (one asyncio loop in a thread); wait for SIGTERM/SIGINT; stop
+accepting (HTTP, then gRPC with a grace period); flush the writers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import threading
+
+import uvicorn
+from llmloop.collector.config import Config
+from llmloop.collector.decode import LOGS, TRACES
+from llmloop.collector.receivers.grpc import create_grpc_server
+from llmloop.collector.receivers.http import create_otlp_app
+from llmloop.collector.sqlapi import create_sql_app
+from llmloop.collector.store import connect, migrate, resolve_dsn
+from llmloop.collector.writer import Writer
+
+log = logging.getLogger("llmloop.server")
+
+
+def serve(config: Config, stop: threading.Event | None = None) -> None:
+    """Run the collector until `stop` is set or SIGTERM/SIGINT arrives."""
+    stop = stop or threading.Event()
+    dsn = resolve_dsn(config.store)
+    client = connect(dsn)
+    applied = migrate(client, config.layout)
+    log.info("store %s ready (%d migrations applied)", dsn, len(applied))
+
+    writers = {
+        signal_.name: Writer(signal_, lambda: connect(dsn), config.layout.database, config.batch_items,
+                             config.flush_interval, config.queue_bytes, workers)
+        for signal_, workers in ((TRACES, config.insert_workers), (LOGS, 1))
+    }
+    for writer in writers.values():
+        writer.start()
+
+    grpc_server = create_grpc_server(writers, f"{config.host}:{config.grpc_port}", config.token,
+                                     config.max_body_bytes)
+    grpc_server.start()
+    log.info("OTLP/gRPC listening on %s:%d", config.host, config.grpc_port)
+
+    servers = [
+        uvicorn.Server(uvicorn.Config(app, host=config.host, port=port, log_level="warning",
+                                      lifespan="off", access_log=False))
+        for app, port in (
+            (create_otlp_app(writers, config.token, config.max_body_bytes), config.http_port),
+            (create_sql_app(client, config.token), config.sql_port),
+        )
+    ]
+
+    async def run_http() -> None:
+        await asyncio.gather(*(server.serve() for server in servers))
+
+    http_thread = threading.Thread(target=asyncio.run, args=(run_http(),), name="http", daemon=True)
+    http_thread.start()
+    log.info("OTLP/HTTP listening on %s:%d, SQL on %s:%d", config.host, config.http_port,
+             config.host, config.sql_port)
+
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: stop.set())
+    while not stop.wait(0.5):
+        if not http_thread.is_alive():
+            log.error("HTTP servers stopped unexpectedly (port in use?); shutting down")
+            break
+
+    log.info("shutting down: closing HTTP")
+    for server in servers:
+        server.should_exit = True
+    http_thread.join(10)
+    log.info("shutting down: closing gRPC (5 s grace)")
+    grpc_server.stop(5).wait()
+    log.info("shutting down: flushing writers")
+    for writer in writers.values():
+        writer.stop()
+    log.info("stopped")

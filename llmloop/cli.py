@@ -1,0 +1,112 @@
+"""The `llmloop` command line."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+import click
+
+from llmloop.collector.store import DEFAULT_STORE
+
+_STORE = click.option("--store", envvar="LLMLOOP_STORE", default=DEFAULT_STORE, show_default=True,
+                      help="Store DSN: chdb://PATH (embedded) or http(s)://user:pass@host:port/db. "
+                           "Env: LLMLOOP_STORE.")
+_CLUSTER = click.option("--cluster", default=None, help="ClickHouse cluster name: ON CLUSTER DDL, "
+                        "Replicated engines and Distributed tables.")
+
+
+def _layout(cluster: str | None, ttl_days: int = 0, payload_ttl_days: int = 30):
+    from llmloop.queries import Layout
+
+    return Layout(cluster=cluster, ttl_days=ttl_days, payload_ttl_days=payload_ttl_days)
+
+
+@click.group()
+@click.version_option(package_name="llmloop")
+def main() -> None:
+    """llmloop: version, roll out, observe and evaluate LLM features on OpenTelemetry + ClickHouse."""
+
+
+@main.command()
+@_STORE
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--grpc-port", default=4317, show_default=True, help="OTLP/gRPC port.")
+@click.option("--http-port", default=4318, show_default=True, help="OTLP/HTTP port.")
+@click.option("--sql-port", default=8123, show_default=True,
+              help="Read-only SQL endpoint (ClickHouse HTTP interface subset).")
+@click.option("--token", envvar="LLMLOOP_TOKEN", default=None,
+              help="Bearer token required on every endpoint. Env: LLMLOOP_TOKEN.")
+@_CLUSTER
+@click.option("--ttl-days", default=0, show_default=True, help="Row TTL for spans and logs (0 = keep).")
+@click.option("--payload-ttl-days", default=30, show_default=True,
+              help="TTL of message-content columns (0 = as long as the row).")
+@click.option("--batch-spans", default=50_000, show_default=True, help="Items per insert.")
+@click.option("--flush-interval", default=1.0, show_default=True, help="Seconds before a partial batch is written.")
+@click.option("--insert-workers", default=2, show_default=True, help="Parallel span inserts.")
+@click.option("--log-level", default="info", show_default=True,
+              type=click.Choice(["debug", "info", "warning", "error"]))
+def serve(store, host, grpc_port, http_port, sql_port, token, cluster, ttl_days, payload_ttl_days,
+          batch_spans, flush_interval, insert_workers, log_level) -> None:
+    """Run the OTLP collector (gRPC + HTTP) writing into the store, plus the SQL endpoint."""
+    from llmloop.collector.config import Config
+    from llmloop.collector.server import serve as run
+
+    _logging(log_level)
+    run(Config(store=store, host=host, grpc_port=grpc_port, http_port=http_port, sql_port=sql_port,
+               token=token, layout=_layout(cluster, ttl_days, payload_ttl_days), batch_items=batch_spans,
+               flush_interval=flush_interval, insert_workers=insert_workers, log_level=log_level))
+
+
+@main.command()
+@_STORE
+@_CLUSTER
+@click.option("--ttl-days", default=0, show_default=True, help="Row TTL for spans and logs (0 = keep).")
+@click.option("--payload-ttl-days", default=30, show_default=True, help="TTL of message-content columns.")
+def migrate(store, cluster, ttl_days, payload_ttl_days) -> None:
+    """Apply the schema migrations the store lacks (serve does this at start-up too)."""
+    from llmloop.collector.store import connect
+    from llmloop.collector.store import migrate as run
+
+    _logging("info")
+    applied = run(connect(store), _layout(cluster, ttl_days, payload_ttl_days))
+    click.echo(f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else ""))
+
+
+_FORMATS = {"table": "PrettyCompactMonoBlock", "csv": "CSVWithNames", "tsv": "TabSeparatedWithNames",
+            "json": "JSONEachRow"}
+
+
+@main.command()
+@click.argument("query")
+@click.option("--url", envvar="LLMLOOP_SQL_URL", default="http://127.0.0.1:8123", show_default=True,
+              help="The running collector's SQL endpoint. Env: LLMLOOP_SQL_URL.")
+@click.option("--token", envvar="LLMLOOP_TOKEN", default=None, help="Bearer token. Env: LLMLOOP_TOKEN.")
+@click.option("--format", "fmt", type=click.Choice(sorted(_FORMATS)), default="table", show_default=True)
+def sql(query, url, token, fmt) -> None:
+    """Run a read-only QUERY through the running collector's SQL endpoint and print the result."""
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    request = urllib.request.Request(
+        url.rstrip("/") + "/?" + urllib.parse.urlencode({"default_format": _FORMATS[fmt]}),
+        data=query.encode(), method="POST",
+        headers={"Authorization": f"Bearer {token}"} if token else {},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=300) as response:
+            sys.stdout.write(response.read().decode())
+    except urllib.error.HTTPError as exc:
+        raise click.ClickException(exc.read().decode().strip()) from None
+    except urllib.error.URLError as exc:
+        raise click.ClickException(
+            f"cannot reach the collector's SQL endpoint at {url} ({exc.reason}); start `llmloop serve` "
+            "or pass --url") from None
+
+
+def _logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
