@@ -42,20 +42,23 @@ def main() -> None:
 @click.option("--ttl-days", default=0, show_default=True, help="Row TTL for spans and logs (0 = keep).")
 @click.option("--payload-ttl-days", default=30, show_default=True,
               help="TTL of message-content columns (0 = as long as the row).")
+@click.option("--max-body-bytes", default=64 * 1024 * 1024, show_default=True,
+              help="Largest accepted request after decompression (413 / RESOURCE_EXHAUSTED past it).")
 @click.option("--batch-spans", default=50_000, show_default=True, help="Items per insert.")
 @click.option("--flush-interval", default=1.0, show_default=True, help="Seconds before a partial batch is written.")
 @click.option("--insert-workers", default=2, show_default=True, help="Parallel span inserts.")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]))
 def serve(store, host, grpc_port, http_port, sql_port, token, cluster, ttl_days, payload_ttl_days,
-          batch_spans, flush_interval, insert_workers, log_level) -> None:
+          max_body_bytes, batch_spans, flush_interval, insert_workers, log_level) -> None:
     """Run the OTLP collector (gRPC + HTTP) writing into the store, plus the SQL endpoint."""
     from llmloop.collector.config import Config
     from llmloop.collector.server import serve as run
 
     _logging(log_level)
     run(Config(store=store, host=host, grpc_port=grpc_port, http_port=http_port, sql_port=sql_port,
-               token=token, layout=_layout(cluster, ttl_days, payload_ttl_days), batch_items=batch_spans,
+               token=token, layout=_layout(cluster, ttl_days, payload_ttl_days), max_body_bytes=max_body_bytes,
+               batch_items=batch_spans,
                flush_interval=flush_interval, insert_workers=insert_workers, log_level=log_level))
 
 

@@ -71,7 +71,7 @@ def render(text: str, layout: Layout) -> list[str]:
     for chunk in re.split(r";\s*$", text, flags=re.M):
         body = "\n".join(line for line in chunk.splitlines() if not line.lstrip().startswith("--"))
         if body.strip():
-            statements.append(chunk.strip())
+            statements.append(re.sub(r"[ \t]+", " ", body.strip()))
     return statements
 
 

@@ -1,0 +1,78 @@
+"""OTLP decoding: the JSON id trap, per-span rejection, and what is passed through untouched."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+
+import pytest
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+
+from llmloop.collector.decode import LOGS, TRACES, decode
+from llmloop.collector.errors import BadRequest
+
+
+def test_json_hex_ids_are_not_decoded_as_base64() -> None:
+    trace_id, span_id = os.urandom(16), os.urandom(8)
+    body = {"resourceSpans": [{"scopeSpans": [{"spans": [
+        {"traceId": trace_id.hex(), "spanId": span_id.hex(), "parentSpanId": "", "name": "s",
+         "links": [{"traceId": trace_id.hex(), "spanId": span_id.hex()}]}]}]}]}
+    decoded = decode(TRACES, json.dumps(body).encode(), json_body=True)
+    span = trace_service_pb2.ExportTraceServiceRequest.FromString(decoded.payload).resource_spans[0] \
+        .scope_spans[0].spans[0]
+    assert span.trace_id == trace_id and span.span_id == span_id and span.links[0].span_id == span_id
+    assert decoded.accepted == 1 and decoded.rejected == 0
+
+
+def test_valid_protobuf_is_passed_through_byte_for_byte() -> None:
+    request = trace_service_pb2.ExportTraceServiceRequest()
+    request.resource_spans.add().scope_spans.add().spans.add(trace_id=os.urandom(16), span_id=os.urandom(8))
+    body = request.SerializeToString()
+    decoded = decode(TRACES, body, json_body=False)
+    assert decoded.payload is body and decoded.accepted == 1
+
+
+def test_rejections_are_counted_per_item_with_reasons() -> None:
+    request = trace_service_pb2.ExportTraceServiceRequest()
+    spans = request.resource_spans.add().scope_spans.add().spans
+    spans.add(trace_id=os.urandom(16), span_id=os.urandom(8), name="good")
+    spans.add(trace_id=bytes(16), span_id=os.urandom(8), name="zero trace")
+    spans.add(trace_id=os.urandom(16), span_id=os.urandom(8), parent_span_id=b"12", name="bad parent")
+    decoded = decode(TRACES, request.SerializeToString(), json_body=False)
+    assert (decoded.accepted, decoded.rejected) == (1, 2)
+    assert "trace_id" in decoded.message and "parent_span_id" in decoded.message
+    kept = trace_service_pb2.ExportTraceServiceRequest.FromString(decoded.payload)
+    assert [s.name for s in kept.resource_spans[0].scope_spans[0].spans] == ["good"]
+    response = decoded.response(TRACES)
+    assert response.partial_success.rejected_spans == 2
+
+
+def test_log_records_may_have_no_ids() -> None:
+    body = {"resourceLogs": [{"scopeLogs": [{"logRecords": [{"body": {"stringValue": "x"}},
+                                                             {"traceId": "abcd"}]}]}]}
+    decoded = decode(LOGS, json.dumps(body).encode(), json_body=True)
+    assert (decoded.accepted, decoded.rejected) == (1, 1)
+
+
+@pytest.mark.parametrize("body", [b"\x00\x01\x02garbage", b"\x0a\xff\xff\xff\xff\x0f"])
+def test_undecodable_protobuf_is_a_bad_request(body: bytes) -> None:
+    with pytest.raises(BadRequest):
+        decode(TRACES, body, json_body=False)
+
+
+@pytest.mark.parametrize("body", [b"{", b"\xff\xfe", b"[]", b'{"resourceSpans": [{"scopeSpans": [{"spans": '
+                                  b'[{"name": 5, "traceId": "00", "spanId": "00"}]}]}]}'])
+def test_bad_json_is_a_bad_request(body: bytes) -> None:
+    with pytest.raises(BadRequest):
+        decode(TRACES, body, json_body=True)
+
+
+def test_bytes_values_stay_base64_in_json() -> None:
+    body = {"resourceSpans": [{"scopeSpans": [{"spans": [{
+        "traceId": os.urandom(16).hex(), "spanId": os.urandom(8).hex(),
+        "attributes": [{"key": "b", "value": {"bytesValue": base64.b64encode(b"\x00\x01").decode()}}]}]}]}]}
+    decoded = decode(TRACES, json.dumps(body).encode(), json_body=True)
+    span = trace_service_pb2.ExportTraceServiceRequest.FromString(decoded.payload).resource_spans[0] \
+        .scope_spans[0].spans[0]
+    assert span.attributes[0].value.bytes_value == b"\x00\x01"

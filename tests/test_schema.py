@@ -1,0 +1,65 @@
+"""Rendered DDL: the same migration files, with and without a cluster."""
+
+from __future__ import annotations
+
+import pytest
+
+from llmloop import queries
+from llmloop.collector.protoschema import format_schema
+from llmloop.queries import Layout
+
+
+def all_statements(layout: Layout) -> list[str]:
+    return [s for _, name in queries.migrations() for s in queries.render(queries.load(f"schema/{name}"), layout)]
+
+
+def test_single_node_ddl_has_no_cluster_parts() -> None:
+    text = "\n".join(all_statements(Layout()))
+    assert "ON CLUSTER" not in text and "Replicated" not in text and "Distributed" not in text
+    assert "{{" not in text and "-- if cluster" not in text
+    assert "CREATE TABLE IF NOT EXISTS llmloop.spans (" in text
+    assert "ENGINE = MergeTree" in text
+
+
+def test_cluster_ddl_uses_on_cluster_replicated_engines_and_distributed_tables() -> None:
+    statements = all_statements(Layout(cluster="prod"))
+    creates = [s for s in statements if s.startswith("CREATE")]
+    assert all("ON CLUSTER 'prod'" in s for s in creates)
+    text = "\n".join(statements)
+    assert "CREATE TABLE IF NOT EXISTS llmloop.spans_local ON CLUSTER 'prod'" in text
+    assert "ENGINE = ReplicatedMergeTree" in text and "ENGINE = MergeTree" not in text
+    assert "ENGINE = Distributed('prod', llmloop, spans_local, cityHash64(TraceId))" in text
+    assert "ENGINE = Distributed('prod', llmloop, logs_local, rand())" in text
+    # The ingest views write through the Distributed tables.
+    assert "TO llmloop.spans AS" in text and "TO llmloop.logs AS" in text
+
+
+def test_ttls_render_only_when_set() -> None:
+    plain = "\n".join(all_statements(Layout(ttl_days=0, payload_ttl_days=0)))
+    assert "TTL toDateTime" not in plain
+    text = "\n".join(all_statements(Layout(ttl_days=90, payload_ttl_days=7)))
+    assert "TTL toDateTime(Timestamp) + INTERVAL 90 DAY" in text
+    assert "InputMessages String CODEC(ZSTD(3)) TTL toDateTime(Timestamp) + INTERVAL 7 DAY," in text
+
+
+@pytest.mark.parametrize("bad", ["llm-loop", "x; DROP TABLE y", ""])
+def test_layout_refuses_non_identifiers(bad: str) -> None:
+    with pytest.raises(ValueError):
+        Layout(database=bad)
+    with pytest.raises(ValueError):
+        Layout(cluster=bad or "a b")
+
+
+def test_migrations_are_numbered_in_order() -> None:
+    versions = [v for v, _ in queries.migrations()]
+    assert versions == sorted(set(versions)) and versions[0] == 0
+
+
+def test_protobuf_schema_unrolls_recursive_anyvalue() -> None:
+    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+
+    text, top = format_schema(trace_service_pb2.ExportTraceServiceRequest.DESCRIPTOR)
+    assert top == "opentelemetry_proto_collector_trace_v1_ExportTraceServiceRequest"
+    assert text.count("message opentelemetry_proto_common_v1_AnyValue") >= 2
+    assert "repeated bytes values = 1;" in text  # the cut-off below the unrolled depth
+    assert "fixed64 start_time_unix_nano = 7;" in text and "bytes trace_id = 1;" in text
