@@ -15,9 +15,10 @@ from typing import Any
 
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError, Message
-from llmloop.collector.errors import BadRequest
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+
+from llmloop.collector.errors import BadRequest
 
 MAX_MESSAGES = 5  # distinct reasons quoted in a partial-success message
 

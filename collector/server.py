@@ -13,6 +13,7 @@ import signal
 import threading
 
 import uvicorn
+
 from llmloop.collector.config import Config
 from llmloop.collector.decode import LOGS, TRACES
 from llmloop.collector.receivers.grpc import create_grpc_server

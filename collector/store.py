@@ -8,9 +8,9 @@ from urllib.parse import urlsplit
 
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
-from llmloop.queries import Layout
 
 from llmloop import queries
+from llmloop.queries import Layout
 
 log = logging.getLogger("llmloop.store")
 

@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 from clickhouse_connect.driver.client import Client
 from google.protobuf.internal.encoder import _VarintBytes
+
 from llmloop.collector.decode import Signal
 from llmloop.collector.errors import Overloaded
 from llmloop.collector.protoschema import format_schema

@@ -63,7 +63,8 @@ def test_sdk_exporter_span_stored_with_full_fidelity(collector: Collector, proto
     tracer = provider.get_tracer("llmloop.tests", "1.2.3")
     with tracer.start_as_current_span("parent") as parent:
         link_ctx = parent.get_span_context()
-        with tracer.start_as_current_span("chat claude", kind=SpanKind.CLIENT, links=[Link(link_ctx, {"why": "t"})]) as span:
+        links = [Link(link_ctx, {"why": "t"})]
+        with tracer.start_as_current_span("chat claude", kind=SpanKind.CLIENT, links=links) as span:
             span.set_attributes({
                 "gen_ai.operation.name": "chat", "gen_ai.provider.name": "anthropic",
                 "gen_ai.request.model": "claude-sonnet-4-5", "gen_ai.response.model": "claude-sonnet-4-5-20250929",
@@ -191,8 +192,9 @@ def test_grpc_partial_success(collector: Collector) -> None:
         response = export(span_request(good, new_span(span_id=os.urandom(3))), timeout=10)
         assert response.partial_success.rejected_spans == 1
         assert not export(trace_service_pb2.ExportTraceServiceRequest(), timeout=10).HasField("partial_success")
+        raw_export = channel.unary_unary("/opentelemetry.proto.collector.trace.v1.TraceService/Export")
         with pytest.raises(grpc.RpcError) as err:
-            channel.unary_unary("/opentelemetry.proto.collector.trace.v1.TraceService/Export")(b"\xff\xff\xff", timeout=10)
+            raw_export(b"\xff\xff\xff", timeout=10)
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         with pytest.raises(grpc.RpcError) as err:
             channel.unary_unary("/opentelemetry.proto.collector.metrics.v1.MetricsService/Export")(b"", timeout=10)

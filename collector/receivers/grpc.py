@@ -13,6 +13,7 @@ from concurrent import futures
 import grpc
 from google.protobuf import duration_pb2
 from google.rpc import error_details_pb2, status_pb2
+
 from llmloop.collector.decode import LOGS, TRACES, Signal, decode
 from llmloop.collector.errors import CollectorError, Overloaded
 from llmloop.collector.writer import Writer

@@ -12,13 +12,14 @@ import zlib
 from google.protobuf import json_format
 from google.protobuf.message import Message
 from google.rpc import code_pb2, status_pb2
-from llmloop.collector.decode import LOGS, TRACES, Signal, decode
-from llmloop.collector.errors import BadRequest, CollectorError, Overloaded, TooLarge
-from llmloop.collector.writer import Writer
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+
+from llmloop.collector.decode import LOGS, TRACES, Signal, decode
+from llmloop.collector.errors import BadRequest, CollectorError, Overloaded, TooLarge
+from llmloop.collector.writer import Writer
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"

@@ -21,13 +21,14 @@ CREATE TABLE IF NOT EXISTS {{db}}.otlp_traces_in {{on_cluster}} (
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS {{db}}.otlp_traces_mv {{on_cluster}} TO {{db}}.spans AS
 SELECT
-    fromUnixTimestamp64Nano(toInt64(span.start_time_unix_nano)) AS Timestamp,
+    fromUnixTimestamp64Nano(toInt64(least(span.start_time_unix_nano, 9223372036854775807))) AS Timestamp,
     lower(hex(span.trace_id)) AS TraceId,
     lower(hex(span.span_id)) AS SpanId,
     lower(hex(span.parent_span_id)) AS ParentSpanId,
     span.trace_state AS TraceState,
     span.name AS SpanName,
-    ['Unspecified', 'Internal', 'Server', 'Client', 'Producer', 'Consumer'][span.kind + 1] AS SpanKind,
+    -- Out-of-range enums read as the zero value; timestamps past DateTime64's range (year 2262) clamp.
+    ['Unspecified', 'Internal', 'Server', 'Client', 'Producer', 'Consumer'][if(span.kind BETWEEN 0 AND 5, span.kind + 1, 1)] AS SpanKind,
     ResourceAttributes['service.name'] AS ServiceName,
     llmloopAttributes(resource_spans.resource.attributes) AS ResourceAttributes,
     scope_spans.scope.name AS ScopeName,
@@ -35,9 +36,9 @@ SELECT
     llmloopAttributes(span.attributes) AS SpanAttributes,
     if(span.end_time_unix_nano > span.start_time_unix_nano,
        span.end_time_unix_nano - span.start_time_unix_nano, 0) AS Duration,
-    ['Unset', 'Ok', 'Error'][span.status.code + 1] AS StatusCode,
+    ['Unset', 'Ok', 'Error'][if(span.status.code BETWEEN 0 AND 2, span.status.code + 1, 1)] AS StatusCode,
     span.status.message AS StatusMessage,
-    arrayMap(e -> fromUnixTimestamp64Nano(toInt64(e.time_unix_nano)), span.events) AS `Events.Timestamp`,
+    arrayMap(e -> fromUnixTimestamp64Nano(toInt64(least(e.time_unix_nano, 9223372036854775807))), span.events) AS `Events.Timestamp`,
     arrayMap(e -> e.name, span.events) AS `Events.Name`,
     arrayMap(e -> llmloopAttributes(e.attributes), span.events) AS `Events.Attributes`,
     arrayMap(l -> lower(hex(l.trace_id)), span.links) AS `Links.TraceId`,
@@ -95,7 +96,8 @@ CREATE TABLE IF NOT EXISTS {{db}}.otlp_logs_in {{on_cluster}} (
 CREATE MATERIALIZED VIEW IF NOT EXISTS {{db}}.otlp_logs_mv {{on_cluster}} TO {{db}}.logs AS
 SELECT
     -- OTLP: when time_unix_nano is unset, the observed time stands in.
-    fromUnixTimestamp64Nano(toInt64(if(rec.time_unix_nano = 0, rec.observed_time_unix_nano, rec.time_unix_nano))) AS Timestamp,
+    fromUnixTimestamp64Nano(toInt64(least(if(rec.time_unix_nano = 0, rec.observed_time_unix_nano, rec.time_unix_nano),
+                                          9223372036854775807))) AS Timestamp,
     lower(hex(rec.trace_id)) AS TraceId,
     lower(hex(rec.span_id)) AS SpanId,
     toUInt8(bitAnd(rec.flags, 255)) AS TraceFlags,
