@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from llmloop.collector.store import DEFAULT_STORE
 from llmloop.queries import Layout
@@ -22,6 +23,17 @@ class Config:
     max_body_bytes: int = 64 * 1024 * 1024
     batch_items: int = 50_000
     flush_interval: float = 1.0
-    queue_bytes: int = 256 * 1024 * 1024
     insert_workers: int = 2
+    spool_dir: Path | None = None  # default: beside an embedded store, else ./.llmloop/spool
+    spool_bytes: int = 1024**3
+    fsync: bool = True
     log_level: str = "info"
+
+    def spool_path(self, dsn: str) -> Path:
+        """Where acknowledged requests wait for the store (see `collector/spool.py`)."""
+        if self.spool_dir is not None:
+            return self.spool_dir
+        if dsn.startswith("chdb://"):
+            store = Path(dsn[len("chdb://"):])
+            return store.with_name(store.name + ".spool")
+        return Path(".llmloop/spool").resolve()

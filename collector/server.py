@@ -33,11 +33,13 @@ def serve(config: Config, stop: threading.Event | None = None) -> None:
     applied = migrate(client, config.layout)
     log.info("store %s ready (%d migrations applied)", dsn, len(applied))
 
+    spool = config.spool_path(dsn)
     writers = {
-        signal_.name: Writer(signal_, lambda: connect(dsn), config.layout.database, config.batch_items,
-                             config.flush_interval, config.queue_bytes, workers)
+        signal_.name: Writer(signal_, lambda: connect(dsn), spool, config.layout.database, config.batch_items,
+                             config.flush_interval, config.spool_bytes, workers, config.fsync)
         for signal_, workers in ((TRACES, config.insert_workers), (LOGS, 1))
     }
+    log.info("spool %s (%s)", spool, "fsync before acknowledging" if config.fsync else "no fsync")
     for writer in writers.values():
         writer.start()
 

@@ -1,10 +1,10 @@
-"""Batch writer: accepted OTLP requests are queued, concatenated and inserted in large batches.
+"""Batch writer: acknowledged OTLP requests go through the spool into ClickHouse in large inserts.
 
-Each batch is one INSERT of length-delimited protobuf requests into a Null ingest table; the
-materialized views in `queries/schema/0004_otlp_ingest.sql` explode them into rows. Several
-worker threads insert in parallel (ClickHouse works on one batch per thread). A full queue is
-refused up front (the receivers answer with a retryable status); a failed insert is retried
-with backoff and never dropped.
+Each closed spool segment is one INSERT of length-delimited protobuf requests into a Null ingest
+table; the materialized views in `queries/schema/0004_otlp_ingest.sql` explode them into rows.
+Several worker threads insert in parallel (ClickHouse works on one batch per thread). A failed
+insert is retried with backoff and never dropped; meanwhile the spool keeps accepting until its
+disk budget, past which receivers answer with a retryable status.
 """
 
 from __future__ import annotations
@@ -12,31 +12,32 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
+from pathlib import Path
 
 from clickhouse_connect.driver.client import Client
-from google.protobuf.internal.encoder import _VarintBytes
 
 from llmloop.collector.decode import Signal
-from llmloop.collector.errors import Overloaded
 from llmloop.collector.protoschema import format_schema
+from llmloop.collector.spool import Segment, Spool
 
 log = logging.getLogger("llmloop.writer")
 
 
 class Writer:
-    """Queues decoded requests of one signal and inserts them into `<database>.otlp_<signal>_in`."""
+    """Spools accepted requests of one signal and inserts them into `<database>.otlp_<signal>_in`."""
 
     def __init__(
         self,
         signal: Signal,
         connect: Callable[[], Client],
+        spool_dir: Path,
         database: str = "llmloop",
         batch_items: int = 50_000,
         flush_interval: float = 1.0,
-        queue_bytes: int = 256 * 1024 * 1024,
+        spool_bytes: int = 1024**3,
         workers: int = 2,
+        fsync: bool = True,
     ) -> None:
         self.signal = signal
         self.table = f"{database}.otlp_{signal.name}_in"
@@ -45,18 +46,12 @@ class Writer:
             "format_schema": schema,
             "format_schema_message_name": message,
             "format_schema_source": "string",
+            "deduplicate_blocks_in_dependent_materialized_views": 1,
         }
-        self.batch_items = batch_items
         self.flush_interval = flush_interval
-        self.queue_bytes = queue_bytes
+        self.spool = Spool(spool_dir / signal.name, batch_items, spool_bytes, fsync)
         self._connect = connect
-        self._queue: deque[tuple[bytes, int]] = deque()
-        self._queued_bytes = 0
-        self._queued_items = 0
-        self._cond = threading.Condition()
-        self._closing = False
-        self._inflight = 0
-        self.inserted = 0
+        self._closing = threading.Event()
         self._threads = [
             threading.Thread(target=self._run, name=f"writer-{signal.name}-{i}", daemon=True)
             for i in range(workers)
@@ -67,85 +62,54 @@ class Writer:
             thread.start()
 
     def submit(self, payload: bytes, items: int) -> None:
-        """Queue one request; raise Overloaded when the queue is at its byte budget."""
-        if not items:
-            return
-        with self._cond:
-            if self._closing:
-                raise Overloaded("the collector is shutting down", retry_after=5)
-            if self._queued_bytes and self._queued_bytes + len(payload) > self.queue_bytes:
-                raise Overloaded(f"write queue full ({self._queued_bytes} bytes waiting for the store)")
-            self._queue.append((payload, items))
-            self._queued_bytes += len(payload)
-            self._queued_items += items
-            if self._queued_items >= self.batch_items:
-                self._cond.notify()
+        """Make one request durable in the spool; raise Overloaded past the spool's budget."""
+        if items:
+            self.spool.append(payload, items)
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Flush everything queued, then stop the workers."""
-        with self._cond:
-            self._closing = True
-            self._cond.notify_all()
+        """Close the open segment, insert what the store takes within `timeout`, stop the workers.
+
+        What is not inserted by then stays in the spool and is replayed at the next start.
+        """
+        self.spool.close()
+        self._closing.set()
         deadline = time.monotonic() + timeout
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
-        with self._cond:
-            if self._queue or self._inflight:
-                log.error("%s: %d queued requests not written at shutdown", self.signal.name, len(self._queue))
-
-    def pending(self) -> int:
-        """Items accepted but not yet inserted."""
-        with self._cond:
-            return self._queued_items + self._inflight
-
-    def _take(self) -> list[tuple[bytes, int]] | None:
-        """Wait for a full batch, the flush interval, or shutdown; None when done."""
-        with self._cond:
-            deadline = time.monotonic() + self.flush_interval
-            while self._queued_items < self.batch_items and not self._closing:
-                left = deadline - time.monotonic()
-                if left <= 0 and self._queue:
-                    break
-                self._cond.wait(left if left > 0 else self.flush_interval)
-                if left <= 0:
-                    deadline = time.monotonic() + self.flush_interval
-            if not self._queue:
-                return None if self._closing else []
-            batch, count = [], 0
-            while self._queue and count < self.batch_items:
-                payload, items = self._queue.popleft()
-                batch.append((payload, items))
-                count += items
-                self._queued_bytes -= len(payload)
-            self._queued_items -= count
-            self._inflight += count
-            return batch
+        left = self.spool.pending_bytes()
+        if left:
+            log.warning("%s: %d bytes stay in the spool for the next start", self.signal.name, left)
 
     def _run(self) -> None:
         client = self._connect()
         while True:
-            batch = self._take()
-            if batch is None:
+            segment = self.spool.take(timeout=min(self.flush_interval, 0.1))
+            if segment is None:
+                if self._closing.is_set():
+                    return
+                self.spool.close_if_older(self.flush_interval)
+                continue
+            if not self._insert(client, segment):
+                self.spool.put_back(segment)
                 return
-            if batch:
-                self._insert(client, batch)
+            self.spool.done(segment)
 
-    def _insert(self, client: Client, batch: list[tuple[bytes, int]]) -> None:
-        data = b"".join(_VarintBytes(len(payload)) + payload for payload, _ in batch)
-        count = sum(items for _, items in batch)
-        delay = 0.5
+    def _insert(self, client: Client, segment: Segment) -> bool:
+        """Insert one segment, retrying with backoff; False if shutdown came first."""
+        settings = {**self.settings, "insert_deduplication_token": segment.token}
+        delay = 0.2
         while True:
             started = time.perf_counter()
             try:
-                client.raw_insert(self.table, insert_block=data, fmt="Protobuf", settings=self.settings)
-                break
-            except Exception as exc:  # the store's failure must not lose the batch: retry
-                log.warning("insert of %d %s into %s failed, retrying in %.1fs: %s",
-                            count, self.signal.name, self.table, delay, exc)
-                time.sleep(delay)
+                client.raw_insert(self.table, insert_block=segment.path.read_bytes(), fmt="Protobuf",
+                                  settings=settings)
+            except Exception as exc:  # the store failing must not lose the segment: retry it
+                log.warning("insert of %s into %s failed, retrying in %.1fs: %s",
+                            segment.path.name, self.table, delay, exc)
+                if self._closing.wait(delay):
+                    return False
                 delay = min(delay * 2, 30.0)
-        log.debug("inserted %d %s (%d bytes) in %.3fs", count, self.signal.name, len(data),
-                  time.perf_counter() - started)
-        with self._cond:
-            self._inflight -= count
-            self.inserted += count
+                continue
+            log.debug("inserted %s (%d items, %d bytes) in %.3fs", segment.path.name, segment.items,
+                      segment.size, time.perf_counter() - started)
+            return True

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from pathlib import Path
 
 import click
 
@@ -47,10 +48,18 @@ def main() -> None:
 @click.option("--batch-spans", default=50_000, show_default=True, help="Items per insert.")
 @click.option("--flush-interval", default=1.0, show_default=True, help="Seconds before a partial batch is written.")
 @click.option("--insert-workers", default=2, show_default=True, help="Parallel span inserts.")
+@click.option("--spool-dir", type=click.Path(path_type=Path), envvar="LLMLOOP_SPOOL", default=None,
+              help="Write-ahead spool directory [default: STORE.spool beside an embedded store, "
+                   "else ./.llmloop/spool]. Env: LLMLOOP_SPOOL.")
+@click.option("--spool-max-mb", default=1024, show_default=True,
+              help="Disk budget of the spool; past it exports get 503 / UNAVAILABLE with a retry delay.")
+@click.option("--fsync/--no-fsync", default=True, show_default=True,
+              help="fsync the spool before acknowledging (--no-fsync trades crash safety for speed).")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]))
 def serve(store, host, grpc_port, http_port, sql_port, token, cluster, ttl_days, payload_ttl_days,
-          max_body_bytes, batch_spans, flush_interval, insert_workers, log_level) -> None:
+          max_body_bytes, batch_spans, flush_interval, insert_workers, spool_dir, spool_max_mb, fsync,
+          log_level) -> None:
     """Run the OTLP collector (gRPC + HTTP) writing into the store, plus the SQL endpoint."""
     from llmloop.collector.config import Config
     from llmloop.collector.server import serve as run
@@ -59,7 +68,8 @@ def serve(store, host, grpc_port, http_port, sql_port, token, cluster, ttl_days,
     run(Config(store=store, host=host, grpc_port=grpc_port, http_port=http_port, sql_port=sql_port,
                token=token, layout=_layout(cluster, ttl_days, payload_ttl_days), max_body_bytes=max_body_bytes,
                batch_items=batch_spans,
-               flush_interval=flush_interval, insert_workers=insert_workers, log_level=log_level))
+               flush_interval=flush_interval, insert_workers=insert_workers, spool_dir=spool_dir,
+               spool_bytes=spool_max_mb * 1024 * 1024, fsync=fsync, log_level=log_level))
 
 
 @main.command()

@@ -13,11 +13,12 @@ from google.protobuf import json_format
 from google.protobuf.message import Message
 from google.rpc import code_pb2, status_pb2
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from llmloop.collector.decode import LOGS, TRACES, Signal, decode
+from llmloop.collector.decode import LOGS, TRACES, Decoded, Signal, decode
 from llmloop.collector.errors import BadRequest, CollectorError, Overloaded, TooLarge
 from llmloop.collector.writer import Writer
 
@@ -71,6 +72,11 @@ def create_otlp_app(writers: dict[str, Writer], token: str | None = None,
         given = request.headers.get("authorization", "")
         return hmac.compare_digest(given.encode(), f"Bearer {token}".encode())
 
+    def accept(signal: Signal, body: bytes, json_body: bool) -> Decoded:
+        decoded = decode(signal, body, json_body)
+        writers[signal.name].submit(decoded.payload, decoded.accepted)
+        return decoded
+
     def endpoint(signal: Signal):
         async def export(request: Request) -> Response:
             media = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -82,8 +88,8 @@ def create_otlp_app(writers: dict[str, Writer], token: str | None = None,
                 return _status(415, f"Content-Type must be {PROTOBUF} or {JSON}, got {media!r}", False)
             try:
                 body = await _read_body(request, max_body_bytes)
-                decoded = decode(signal, body, json_body)
-                writers[signal.name].submit(decoded.payload, decoded.accepted)
+                # Decoding and the spool's fsync block: keep them off the event loop.
+                decoded = await run_in_threadpool(accept, signal, body, json_body)
             except Overloaded as exc:
                 return _status(503, str(exc), json_body, {"Retry-After": str(max(1, round(exc.retry_after)))})
             except CollectorError as exc:

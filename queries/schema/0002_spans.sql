@@ -77,7 +77,7 @@ PARTITION BY toDate(Timestamp)
 PRIMARY KEY (ConfigId, toStartOfHour(Timestamp))
 ORDER BY (ConfigId, toStartOfHour(Timestamp), ServiceName, TraceId, SpanId)
 {{ttl}}
-SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1;
+SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1, non_replicated_deduplication_window = 10000;
 
 -- if cluster
 CREATE TABLE IF NOT EXISTS {{db}}.spans {{on_cluster}} AS {{db}}.spans_local
