@@ -18,7 +18,7 @@ def test_single_node_ddl_has_no_cluster_parts() -> None:
     assert "ON CLUSTER" not in text and "Replicated" not in text and "Distributed" not in text
     assert "{{" not in text and "-- if cluster" not in text
     assert "CREATE TABLE IF NOT EXISTS llmloop.spans (" in text
-    assert "ENGINE = MergeTree" in text
+    assert "ENGINE = ReplacingMergeTree" in text and "ENGINE = MergeTree" in text
 
 
 def test_cluster_ddl_uses_on_cluster_replicated_engines_and_distributed_tables() -> None:
@@ -27,7 +27,7 @@ def test_cluster_ddl_uses_on_cluster_replicated_engines_and_distributed_tables()
     assert all("ON CLUSTER 'prod'" in s for s in creates)
     text = "\n".join(statements)
     assert "CREATE TABLE IF NOT EXISTS llmloop.spans_local ON CLUSTER 'prod'" in text
-    assert "ENGINE = ReplicatedMergeTree" in text and "ENGINE = MergeTree" not in text
+    assert "ENGINE = ReplicatedReplacingMergeTree" in text and "ENGINE = MergeTree" not in text
     assert "ENGINE = Distributed('prod', llmloop, spans_local, cityHash64(TraceId))" in text
     assert "ENGINE = Distributed('prod', llmloop, logs_local, rand())" in text
     # The ingest views write through the Distributed tables.

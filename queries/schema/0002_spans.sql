@@ -14,6 +14,14 @@
 --   SpanAttributes has no key/value bloom filters: building them for ~25 attributes per GenAI span
 --   cost about a third of ingest throughput, and the loop filters on the typed columns instead.
 --   Resource attributes (few per span) keep theirs.
+-- * Duplicates: OTLP clients retry, so one span can arrive twice. Two mechanisms, both needed:
+--   - the collector inserts each spool segment with an insert_deduplication_token, so a segment
+--     replayed after a crash is dropped whole by ClickHouse (non_replicated_deduplication_window);
+--   - a span re-sent in a *different* request (client retry after a lost response) is a second row
+--     with the same sort key (the key ends in TraceId, SpanId), which ReplacingMergeTree collapses
+--     at merge time. Until then, queries that must count a span once read `FROM llmloop.spans FINAL`
+--     (cheap here: partitions are merged independently) or count uniqExact(TraceId, SpanId).
+--   The trade-off: FINAL costs some read speed; in exchange ingest stays append-only, no lookups.
 -- * Payload columns (messages, system instructions) carry their own TTL so content can expire
 --   long before the metrics beside it.
 CREATE TABLE IF NOT EXISTS {{db}}.spans{{local}} {{on_cluster}} (
@@ -72,7 +80,7 @@ CREATE TABLE IF NOT EXISTS {{db}}.spans{{local}} {{on_cluster}} (
     INDEX idx_duration Duration TYPE minmax GRANULARITY 1,
     INDEX idx_fingerprint ConfigFingerprint TYPE set(100) GRANULARITY 4,
     INDEX idx_request_model RequestModel TYPE set(100) GRANULARITY 4
-) ENGINE = {{replicated}}MergeTree
+) ENGINE = {{replicated}}ReplacingMergeTree
 PARTITION BY toDate(Timestamp)
 PRIMARY KEY (ConfigId, toStartOfHour(Timestamp))
 ORDER BY (ConfigId, toStartOfHour(Timestamp), ServiceName, TraceId, SpanId)

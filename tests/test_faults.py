@@ -1,0 +1,82 @@
+"""Fault injection against a real collector subprocess: crashes, duplicates, backpressure."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+import urllib.error
+
+from tests.test_otlp_e2e import new_span, post, span_request
+
+
+def send_until_stopped(url: str, acked: list[bytes], stop: threading.Event, spans_per_request: int = 200) -> None:
+    """Export requests back to back; remember the trace ids of every acknowledged span."""
+    while not stop.is_set():
+        spans = [new_span() for _ in range(spans_per_request)]
+        try:
+            status, _, _ = post(url, span_request(*spans).SerializeToString())
+        except (OSError, urllib.error.URLError):
+            return  # the collector died mid-request: not acknowledged
+        if status == 200:
+            acked.extend(s["trace_id"] for s in spans)
+
+
+def count_present(collector, trace_ids: list[bytes]) -> int:
+    present = 0
+    for start in range(0, len(trace_ids), 2000):
+        chunk = ",".join(f"'{t.hex()}'" for t in trace_ids[start:start + 2000])
+        rows = collector.sql(f"SELECT uniqExact(TraceId) AS n FROM llmloop.spans WHERE TraceId IN ({chunk})")
+        present += int(rows[0]["n"])
+    return present
+
+
+def test_kill_9_under_load_loses_no_acknowledged_span(new_collector, tmp_path) -> None:
+    store = tmp_path / "store"
+    first = new_collector("--flush-interval", "5", store=store)  # most data sits in the spool when killed
+    acked: list[bytes] = []
+    stop = threading.Event()
+    senders = [threading.Thread(target=send_until_stopped, args=(f"{first.http_url}/v1/traces", acked, stop))
+               for _ in range(3)]
+    for sender in senders:
+        sender.start()
+    deadline = time.monotonic() + 20
+    while len(acked) < 6000 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    first.process.send_signal(signal.SIGKILL)
+    first.process.wait(10)
+    stop.set()
+    for sender in senders:
+        sender.join(10)
+    assert len(acked) >= 2000, first.logs()
+    second = new_collector(store=store)
+    deadline = time.monotonic() + 60
+    while (present := count_present(second, acked)) < len(acked) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert present == len(acked), f"{len(acked) - present} acknowledged spans lost"
+    assert "replaying" in second.logs()
+
+
+def test_duplicate_delivery_counts_once(collector) -> None:
+    spans = [new_span() for _ in range(20)]
+    body = span_request(*spans).SerializeToString()
+    for _ in range(3):  # a client retrying after lost responses
+        assert post(f"{collector.http_url}/v1/traces", body)[0] == 200
+    ids = ",".join(f"'{s['trace_id'].hex()}'" for s in spans)
+    rows = collector.wait_rows(f"SELECT TraceId FROM llmloop.spans WHERE TraceId IN ({ids})", 60)
+    assert len(rows) == 60  # three copies stored...
+    final = collector.sql(f"SELECT count() AS n FROM llmloop.spans FINAL WHERE TraceId IN ({ids})")
+    assert int(final[0]["n"]) == 20  # ...counted once
+
+
+def test_spool_budget_answers_retryable_status(new_collector, tmp_path) -> None:
+    # Segments never close (huge batch, long flush), so nothing drains and the spool fills up.
+    tight = new_collector("--spool-max-mb", "1", "--flush-interval", "600", "--batch-spans", "1000000")
+    body = span_request(*[new_span(name="x" * 200) for _ in range(2000)]).SerializeToString()
+    statuses = []
+    for _ in range(5):
+        status, headers, _ = post(f"{tight.http_url}/v1/traces", body)
+        statuses.append(status)
+        if status == 503:
+            assert int(headers["retry-after"]) >= 1
+    assert statuses[0] == 200 and 503 in statuses
