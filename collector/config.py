@@ -19,6 +19,8 @@ class Config:
     http_port: int = 4318
     sql_port: int = 8123
     token: str | None = None
+    tls_cert: Path | None = None  # PEM certificate chain; with tls_key, every port speaks TLS
+    tls_key: Path | None = None
     layout: Layout = field(default_factory=Layout)
     max_body_bytes: int = 64 * 1024 * 1024
     batch_items: int = 50_000

@@ -43,14 +43,20 @@ def serve(config: Config, stop: threading.Event | None = None) -> None:
     for writer in writers.values():
         writer.start()
 
+    tls = None
+    if config.tls_cert and config.tls_key:
+        tls = (config.tls_cert.read_bytes(), config.tls_key.read_bytes())
     grpc_server = create_grpc_server(writers, f"{config.host}:{config.grpc_port}", config.token,
-                                     config.max_body_bytes)
+                                     config.max_body_bytes, tls=tls)
     grpc_server.start()
-    log.info("OTLP/gRPC listening on %s:%d", config.host, config.grpc_port)
+    scheme = "TLS" if tls else "plaintext"
+    log.info("OTLP/gRPC listening on %s:%d (%s)", config.host, config.grpc_port, scheme)
 
     servers = [
         uvicorn.Server(uvicorn.Config(app, host=config.host, port=port, log_level="warning",
-                                      lifespan="off", access_log=False))
+                                      lifespan="off", access_log=False,
+                                      ssl_certfile=config.tls_cert if tls else None,
+                                      ssl_keyfile=config.tls_key if tls else None))
         for app, port in (
             (create_otlp_app(writers, config.token, config.max_body_bytes), config.http_port),
             (create_sql_app(client, config.token), config.sql_port),

@@ -39,6 +39,10 @@ def main() -> None:
               help="Read-only SQL endpoint (ClickHouse HTTP interface subset).")
 @click.option("--token", envvar="LLMLOOP_TOKEN", default=None,
               help="Bearer token required on every endpoint. Env: LLMLOOP_TOKEN.")
+@click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="PEM certificate (chain); with --tls-key, all ports serve TLS.")
+@click.option("--tls-key", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="PEM private key for --tls-cert.")
 @_CLUSTER
 @click.option("--ttl-days", default=0, show_default=True, help="Row TTL for spans and logs (0 = keep).")
 @click.option("--payload-ttl-days", default=30, show_default=True,
@@ -57,19 +61,21 @@ def main() -> None:
               help="fsync the spool before acknowledging (--no-fsync trades crash safety for speed).")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]))
-def serve(store, host, grpc_port, http_port, sql_port, token, cluster, ttl_days, payload_ttl_days,
+def serve(store, host, grpc_port, http_port, sql_port, token, tls_cert, tls_key, cluster, ttl_days, payload_ttl_days,
           max_body_bytes, batch_spans, flush_interval, insert_workers, spool_dir, spool_max_mb, fsync,
           log_level) -> None:
     """Run the OTLP collector (gRPC + HTTP) writing into the store, plus the SQL endpoint."""
+    if bool(tls_cert) != bool(tls_key):
+        raise click.UsageError("--tls-cert and --tls-key go together")
     from llmloop.collector.config import Config
     from llmloop.collector.server import serve as run
 
     _logging(log_level)
     run(Config(store=store, host=host, grpc_port=grpc_port, http_port=http_port, sql_port=sql_port,
-               token=token, layout=_layout(cluster, ttl_days, payload_ttl_days), max_body_bytes=max_body_bytes,
-               batch_items=batch_spans,
-               flush_interval=flush_interval, insert_workers=insert_workers, spool_dir=spool_dir,
-               spool_bytes=spool_max_mb * 1024 * 1024, fsync=fsync, log_level=log_level))
+               token=token, tls_cert=tls_cert, tls_key=tls_key, layout=_layout(cluster, ttl_days, payload_ttl_days),
+               max_body_bytes=max_body_bytes, batch_items=batch_spans, flush_interval=flush_interval,
+               insert_workers=insert_workers, spool_dir=spool_dir, spool_bytes=spool_max_mb * 1024 * 1024,
+               fsync=fsync, log_level=log_level))
 
 
 @main.command()

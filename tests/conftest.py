@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -30,14 +31,22 @@ class Collector:
     store: Path
     args: list[str] = field(default_factory=list)
     token: str | None = None
+    tls: tuple[Path, Path] | None = None  # (certificate, key): serve TLS; the certificate is the CA too
     grpc_port: int = field(default_factory=free_port)
     http_port: int = field(default_factory=free_port)
     sql_port: int = field(default_factory=free_port)
     process: subprocess.Popen | None = None
 
     @property
+    def scheme(self) -> str:
+        return "https" if self.tls else "http"
+
+    @property
     def http_url(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}"
+        return f"{self.scheme}://127.0.0.1:{self.http_port}"
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        return ssl.create_default_context(cafile=str(self.tls[0])) if self.tls else None
 
     def start(self) -> Collector:
         cmd = [sys.executable, "-c", "from llmloop.cli import main; main()", "serve",
@@ -46,6 +55,8 @@ class Collector:
                "--flush-interval", "0.2", *self.args]
         if self.token:
             cmd += ["--token", self.token]
+        if self.tls:
+            cmd += ["--tls-cert", str(self.tls[0]), "--tls-key", str(self.tls[1])]
         self.log = open(self.store.parent / f"collector-{self.http_port}.log", "w")  # noqa: SIM115
         self.process = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 60
@@ -74,10 +85,11 @@ class Collector:
 
     def sql(self, query: str) -> list[dict]:
         """Rows of `query` via the SQL endpoint (JSONEachRow)."""
-        url = f"http://127.0.0.1:{self.sql_port}/?" + urllib.parse.urlencode(
+        url = f"{self.scheme}://127.0.0.1:{self.sql_port}/?" + urllib.parse.urlencode(
             {"query": query, "default_format": "JSONEachRow"})
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
-        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=30) as resp:
+        request = urllib.request.Request(url, headers=headers)
+        with urllib.request.urlopen(request, timeout=30, context=self.ssl_context()) as resp:
             return [json.loads(line) for line in resp.read().decode().splitlines() if line]
 
     def wait_rows(self, query: str, count: int, timeout: float = 20) -> list[dict]:
@@ -103,8 +115,9 @@ def new_collector(tmp_path: Path) -> Iterator:
     """A factory for collectors with their own options; all are stopped at the end."""
     started: list[Collector] = []
 
-    def make(*args: str, token: str | None = None, store: Path | None = None) -> Collector:
-        running = Collector(store or tmp_path / f"store{len(started)}", list(args), token).start()
+    def make(*args: str, token: str | None = None, store: Path | None = None,
+             tls: tuple[Path, Path] | None = None) -> Collector:
+        running = Collector(store or tmp_path / f"store{len(started)}", list(args), token, tls).start()
         started.append(running)
         return running
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import subprocess
 import urllib.error
 import urllib.request
 
@@ -309,3 +310,23 @@ def test_sigterm_flushes_acknowledged_spans(new_collector, tmp_path) -> None:
     second = new_collector(store=store)
     rows = second.sql("SELECT count() AS n FROM llmloop.spans")
     assert int(rows[0]["n"]) == 50
+
+
+def test_tls_on_every_port(new_collector, tmp_path) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    secure = new_collector(tls=(cert, key))
+    fields = new_span()
+    request = urllib.request.Request(f"{secure.http_url}/v1/traces", data=span_request(fields).SerializeToString(),
+                                     headers={"Content-Type": "application/x-protobuf"}, method="POST")
+    with urllib.request.urlopen(request, timeout=10, context=secure.ssl_context()) as resp:
+        assert resp.status == 200
+    credentials = grpc.ssl_channel_credentials(root_certificates=cert.read_bytes())
+    with grpc.secure_channel(f"127.0.0.1:{secure.grpc_port}", credentials) as channel:
+        export = channel.unary_unary("/opentelemetry.proto.collector.trace.v1.TraceService/Export")
+        assert export(span_request(new_span()).SerializeToString(), timeout=10) == b""
+    with grpc.insecure_channel(f"127.0.0.1:{secure.grpc_port}") as channel, pytest.raises(grpc.RpcError):
+        channel.unary_unary("/opentelemetry.proto.collector.trace.v1.TraceService/Export")(b"", timeout=3)
+    assert secure.wait_rows(f"SELECT 1 FROM llmloop.spans WHERE TraceId = '{fields['trace_id'].hex()}'", 1)

@@ -57,8 +57,12 @@ def _handler(signal: Signal, writer: Writer, token: str | None):
 
 
 def create_grpc_server(writers: dict[str, Writer], address: str, token: str | None = None,
-                       max_body_bytes: int = 64 * 1024 * 1024, threads: int = 8) -> grpc.Server:
-    """A started-later grpc.Server bound to `address` (host:port) serving the OTLP services."""
+                       max_body_bytes: int = 64 * 1024 * 1024, threads: int = 8,
+                       tls: tuple[bytes, bytes] | None = None) -> grpc.Server:
+    """A started-later grpc.Server bound to `address` (host:port) serving the OTLP services.
+
+    `tls` is (certificate chain PEM, private key PEM); without it the port is plaintext.
+    """
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="otlp-grpc"),
         options=[("grpc.max_receive_message_length", max_body_bytes),
@@ -66,6 +70,10 @@ def create_grpc_server(writers: dict[str, Writer], address: str, token: str | No
     )
     for signal in (TRACES, LOGS):
         server.add_generic_rpc_handlers((_handler(signal, writers[signal.name], token),))
-    if server.add_insecure_port(address) == 0:
+    if tls is not None:
+        bound = server.add_secure_port(address, grpc.ssl_server_credentials([(tls[1], tls[0])]))
+    else:
+        bound = server.add_insecure_port(address)
+    if bound == 0:
         raise OSError(f"cannot bind the OTLP/gRPC port at {address}")
     return server
