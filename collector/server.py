@@ -36,7 +36,8 @@ def serve(config: Config, stop: threading.Event | None = None) -> None:
     spool = config.spool_path(dsn)
     writers = {
         signal_.name: Writer(signal_, lambda: connect(dsn), spool, config.layout.database, config.batch_items,
-                             config.flush_interval, config.spool_bytes, workers, config.fsync)
+                             config.flush_interval, config.spool_bytes, workers, config.fsync,
+                             local_store=dsn.startswith("chdb://"))
         for signal_, workers in ((TRACES, config.insert_workers), (LOGS, 1))
     }
     log.info("spool %s (%s)", spool, "fsync before acknowledging" if config.fsync else "no fsync")

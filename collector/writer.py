@@ -24,6 +24,21 @@ from llmloop.collector.spool import Segment, Spool
 log = logging.getLogger("llmloop.writer")
 
 
+def _schema_settings(signal: Signal, local_dir: Path | None) -> dict[str, str]:
+    """How ClickHouse finds the OTLP schema: a file beside an embedded store, else inline text.
+
+    (Inline schemas make an embedded engine cache them under the process's working directory.)
+    """
+    schema, message = format_schema(signal.request.DESCRIPTOR)
+    if local_dir is None:
+        return {"format_schema": schema, "format_schema_message_name": message, "format_schema_source": "string"}
+    local_dir.mkdir(parents=True, exist_ok=True)
+    path = local_dir / f"otlp_{signal.name}.proto"
+    if not path.exists() or path.read_text() != schema:
+        path.write_text(schema)
+    return {"format_schema": f"{path}:{message}"}
+
+
 class Writer:
     """Spools accepted requests of one signal and inserts them into `<database>.otlp_<signal>_in`."""
 
@@ -38,14 +53,12 @@ class Writer:
         spool_bytes: int = 1024**3,
         workers: int = 2,
         fsync: bool = True,
+        local_store: bool = False,
     ) -> None:
         self.signal = signal
         self.table = f"{database}.otlp_{signal.name}_in"
-        schema, message = format_schema(signal.request.DESCRIPTOR)
         self.settings = {
-            "format_schema": schema,
-            "format_schema_message_name": message,
-            "format_schema_source": "string",
+            **_schema_settings(signal, spool_dir if local_store else None),
             "deduplicate_blocks_in_dependent_materialized_views": 1,
         }
         self.flush_interval = flush_interval
