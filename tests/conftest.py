@@ -80,7 +80,8 @@ class Collector:
         return self.process.returncode
 
     def logs(self) -> str:
-        self.log.flush()
+        if not self.log.closed:
+            self.log.flush()
         return (self.store.parent / f"collector-{self.http_port}.log").read_text()
 
     def sql(self, query: str) -> list[dict]:
