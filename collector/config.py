@@ -23,6 +23,7 @@ class Config:
     tls_key: Path | None = None
     layout: Layout = field(default_factory=Layout)
     max_body_bytes: int = 64 * 1024 * 1024
+    inflight_bytes: int = 256 * 1024 * 1024  # request bodies in memory at once, both receivers
     batch_items: int = 50_000
     flush_interval: float = 1.0
     insert_workers: int = 2

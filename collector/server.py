@@ -16,6 +16,7 @@ import uvicorn
 
 from llmloop.collector.config import Config
 from llmloop.collector.decode import LOGS, TRACES
+from llmloop.collector.limits import InflightBudget
 from llmloop.collector.receivers.grpc import create_grpc_server
 from llmloop.collector.receivers.http import create_otlp_app
 from llmloop.collector.sqlapi import create_sql_app
@@ -47,7 +48,8 @@ def serve(config: Config, stop: threading.Event | None = None) -> None:
     tls = None
     if config.tls_cert and config.tls_key:
         tls = (config.tls_cert.read_bytes(), config.tls_key.read_bytes())
-    grpc_server = create_grpc_server(writers, f"{config.host}:{config.grpc_port}", config.token,
+    budget = InflightBudget(config.inflight_bytes)
+    grpc_server = create_grpc_server(writers, budget, f"{config.host}:{config.grpc_port}", config.token,
                                      config.max_body_bytes, tls=tls)
     grpc_server.start()
     scheme = "TLS" if tls else "plaintext"
@@ -59,7 +61,7 @@ def serve(config: Config, stop: threading.Event | None = None) -> None:
                                       ssl_certfile=config.tls_cert if tls else None,
                                       ssl_keyfile=config.tls_key if tls else None))
         for app, port in (
-            (create_otlp_app(writers, config.token, config.max_body_bytes), config.http_port),
+            (create_otlp_app(writers, budget, config.token, config.max_body_bytes), config.http_port),
             (create_sql_app(client, config.token), config.sql_port),
         )
     ]

@@ -49,6 +49,8 @@ def main() -> None:
               help="TTL of message-content columns (0 = as long as the row).")
 @click.option("--max-body-bytes", default=64 * 1024 * 1024, show_default=True,
               help="Largest accepted request after decompression (413 / RESOURCE_EXHAUSTED past it).")
+@click.option("--inflight-mb", default=256, show_default=True,
+              help="Memory budget for request bodies being received at once; past it, retryable 503 / UNAVAILABLE.")
 @click.option("--batch-spans", default=50_000, show_default=True, help="Items per insert.")
 @click.option("--flush-interval", default=1.0, show_default=True, help="Seconds before a partial batch is written.")
 @click.option("--insert-workers", default=2, show_default=True, help="Parallel span inserts.")
@@ -62,7 +64,7 @@ def main() -> None:
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]))
 def serve(store, host, grpc_port, http_port, sql_port, token, tls_cert, tls_key, cluster, ttl_days, payload_ttl_days,
-          max_body_bytes, batch_spans, flush_interval, insert_workers, spool_dir, spool_max_mb, fsync,
+          max_body_bytes, inflight_mb, batch_spans, flush_interval, insert_workers, spool_dir, spool_max_mb, fsync,
           log_level) -> None:
     """Run the OTLP collector (gRPC + HTTP) writing into the store, plus the SQL endpoint."""
     if bool(tls_cert) != bool(tls_key):
@@ -73,7 +75,8 @@ def serve(store, host, grpc_port, http_port, sql_port, token, tls_cert, tls_key,
     _logging(log_level)
     run(Config(store=store, host=host, grpc_port=grpc_port, http_port=http_port, sql_port=sql_port,
                token=token, tls_cert=tls_cert, tls_key=tls_key, layout=_layout(cluster, ttl_days, payload_ttl_days),
-               max_body_bytes=max_body_bytes, batch_items=batch_spans, flush_interval=flush_interval,
+               max_body_bytes=max_body_bytes, inflight_bytes=inflight_mb * 1024 * 1024, batch_items=batch_spans,
+               flush_interval=flush_interval,
                insert_workers=insert_workers, spool_dir=spool_dir, spool_bytes=spool_max_mb * 1024 * 1024,
                fsync=fsync, log_level=log_level))
 

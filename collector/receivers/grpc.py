@@ -16,6 +16,7 @@ from google.rpc import error_details_pb2, status_pb2
 
 from llmloop.collector.decode import LOGS, TRACES, Signal, decode
 from llmloop.collector.errors import CollectorError, Overloaded
+from llmloop.collector.limits import InflightBudget
 from llmloop.collector.writer import Writer
 
 _SERVICES = {
@@ -34,7 +35,7 @@ def _abort(context: grpc.ServicerContext, code: grpc.StatusCode, message: str,
     context.abort(code, message)
 
 
-def _handler(signal: Signal, writer: Writer, token: str | None):
+def _handler(signal: Signal, writer: Writer, budget: InflightBudget, token: str | None):
     expected = f"Bearer {token}".encode() if token else None
 
     def export(body: bytes, context: grpc.ServicerContext) -> bytes:
@@ -43,8 +44,9 @@ def _handler(signal: Signal, writer: Writer, token: str | None):
             if not hmac.compare_digest(str(given).encode(), expected):
                 _abort(context, grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
         try:
-            decoded = decode(signal, body, json_body=False)
-            writer.submit(decoded.payload, decoded.accepted)
+            with budget.hold(len(body)):
+                decoded = decode(signal, body, json_body=False)
+                writer.submit(decoded.payload, decoded.accepted)
         except Overloaded as exc:
             _abort(context, grpc.StatusCode.UNAVAILABLE, str(exc), exc.retry_after)
         except CollectorError as exc:
@@ -56,7 +58,7 @@ def _handler(signal: Signal, writer: Writer, token: str | None):
     )
 
 
-def create_grpc_server(writers: dict[str, Writer], address: str, token: str | None = None,
+def create_grpc_server(writers: dict[str, Writer], budget: InflightBudget, address: str, token: str | None = None,
                        max_body_bytes: int = 64 * 1024 * 1024, threads: int = 8,
                        tls: tuple[bytes, bytes] | None = None) -> grpc.Server:
     """A started-later grpc.Server bound to `address` (host:port) serving the OTLP services.
@@ -69,7 +71,7 @@ def create_grpc_server(writers: dict[str, Writer], address: str, token: str | No
                  ("grpc.max_send_message_length", 4 * 1024 * 1024)],
     )
     for signal in (TRACES, LOGS):
-        server.add_generic_rpc_handlers((_handler(signal, writers[signal.name], token),))
+        server.add_generic_rpc_handlers((_handler(signal, writers[signal.name], budget, token),))
     if tls is not None:
         bound = server.add_secure_port(address, grpc.ssl_server_credentials([(tls[1], tls[0])]))
     else:

@@ -20,6 +20,7 @@ from starlette.routing import Route
 
 from llmloop.collector.decode import LOGS, TRACES, Decoded, Signal, decode
 from llmloop.collector.errors import BadRequest, CollectorError, Overloaded, TooLarge
+from llmloop.collector.limits import InflightBudget
 from llmloop.collector.writer import Writer
 
 PROTOBUF = "application/x-protobuf"
@@ -38,8 +39,11 @@ def _status(http_status: int, message: str, json_body: bool, headers: dict | Non
     return _encode(status, json_body, http_status, headers)
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    """The request body, gunzipped if needed; TooLarge past `limit` bytes either way."""
+async def _read_body(request: Request, limit: int, budget: InflightBudget) -> tuple[bytes, int]:
+    """The request body, gunzipped if needed, and the bytes reserved for it in `budget`.
+
+    TooLarge past `limit` bytes (before or after decompression); Overloaded past the budget.
+    """
     encoding = request.headers.get("content-encoding", "identity").strip().lower()
     if encoding not in ("identity", "gzip"):
         raise BadRequest(f"unsupported Content-Encoding {encoding!r}: use gzip or none")
@@ -54,15 +58,20 @@ async def _read_body(request: Request, limit: int) -> bytes:
             size += len(chunk)
             if size > limit:
                 raise TooLarge(f"body is over the {limit} byte limit")
+            budget.take(len(chunk))
             parts.append(chunk)
         if inflater is not None and not inflater.eof:
             raise BadRequest("gzip body is truncated")
     except zlib.error as exc:
+        budget.give(sum(map(len, parts)))
         raise BadRequest(f"body is not valid gzip: {exc}") from None
-    return b"".join(parts)
+    except CollectorError:
+        budget.give(sum(map(len, parts)))
+        raise
+    return b"".join(parts), size
 
 
-def create_otlp_app(writers: dict[str, Writer], token: str | None = None,
+def create_otlp_app(writers: dict[str, Writer], budget: InflightBudget, token: str | None = None,
                     max_body_bytes: int = 64 * 1024 * 1024) -> Starlette:
     """The OTLP/HTTP app; `writers` maps signal name ("traces", "logs") to its writer."""
 
@@ -87,9 +96,12 @@ def create_otlp_app(writers: dict[str, Writer], token: str | None = None,
             if media not in (PROTOBUF, JSON):
                 return _status(415, f"Content-Type must be {PROTOBUF} or {JSON}, got {media!r}", False)
             try:
-                body = await _read_body(request, max_body_bytes)
-                # Decoding and the spool's fsync block: keep them off the event loop.
-                decoded = await run_in_threadpool(accept, signal, body, json_body)
+                body, reserved = await _read_body(request, max_body_bytes, budget)
+                try:
+                    # Decoding and the spool's fsync block: keep them off the event loop.
+                    decoded = await run_in_threadpool(accept, signal, body, json_body)
+                finally:
+                    budget.give(reserved)
             except Overloaded as exc:
                 return _status(503, str(exc), json_body, {"Retry-After": str(max(1, round(exc.retry_after)))})
             except CollectorError as exc:
