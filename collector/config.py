@@ -24,6 +24,8 @@ class Config:
     layout: Layout = field(default_factory=Layout)
     max_body_bytes: int = 64 * 1024 * 1024
     inflight_bytes: int = 256 * 1024 * 1024  # request bodies in memory at once, both receivers
+    max_attributes: int = 128  # per span/event/link/log record/resource, like OTEL_ATTRIBUTE_COUNT_LIMIT
+    max_attribute_length: int = 1024 * 1024  # characters per attribute value
     batch_items: int = 50_000
     flush_interval: float = 1.0
     insert_workers: int = 2

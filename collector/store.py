@@ -60,3 +60,9 @@ def migrate(client: Client, layout: Layout) -> list[str]:
         log.info("applied migration %s", name)
         applied.append(name)
     return applied
+
+
+def set_ingest_limits(client: Client, database: str, limits: dict[str, int]) -> None:
+    """Record the attribute limits the ingest views apply (see 0004_otlp_ingest.sql)."""
+    client.insert(f"{database}.ingest_limits", [[name, value] for name, value in limits.items()],
+                  column_names=["name", "value"])

@@ -51,6 +51,12 @@ def main() -> None:
               help="Largest accepted request after decompression (413 / RESOURCE_EXHAUSTED past it).")
 @click.option("--inflight-mb", default=256, show_default=True,
               help="Memory budget for request bodies being received at once; past it, retryable 503 / UNAVAILABLE.")
+@click.option("--max-attributes", default=128, show_default=True,
+              help="Attributes kept per span, event, link, log record and resource; the rest are dropped "
+                   "and counted in llmloop.dropped_attributes_count.")
+@click.option("--max-attribute-length", default=1024 * 1024, show_default=True,
+              help="Characters kept per attribute value; longer values are cut and counted in "
+                   "llmloop.truncated_values_count.")
 @click.option("--batch-spans", default=50_000, show_default=True, help="Items per insert.")
 @click.option("--flush-interval", default=1.0, show_default=True, help="Seconds before a partial batch is written.")
 @click.option("--insert-workers", default=2, show_default=True, help="Parallel span inserts.")
@@ -63,22 +69,16 @@ def main() -> None:
               help="fsync the spool before acknowledging (--no-fsync trades crash safety for speed).")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]))
-def serve(store, host, grpc_port, http_port, sql_port, token, tls_cert, tls_key, cluster, ttl_days, payload_ttl_days,
-          max_body_bytes, inflight_mb, batch_spans, flush_interval, insert_workers, spool_dir, spool_max_mb, fsync,
-          log_level) -> None:
+def serve(cluster, ttl_days, payload_ttl_days, inflight_mb, batch_spans, spool_max_mb, **options) -> None:
     """Run the OTLP collector (gRPC + HTTP) writing into the store, plus the SQL endpoint."""
-    if bool(tls_cert) != bool(tls_key):
-        raise click.UsageError("--tls-cert and --tls-key go together")
     from llmloop.collector.config import Config
     from llmloop.collector.server import serve as run
 
-    _logging(log_level)
-    run(Config(store=store, host=host, grpc_port=grpc_port, http_port=http_port, sql_port=sql_port,
-               token=token, tls_cert=tls_cert, tls_key=tls_key, layout=_layout(cluster, ttl_days, payload_ttl_days),
-               max_body_bytes=max_body_bytes, inflight_bytes=inflight_mb * 1024 * 1024, batch_items=batch_spans,
-               flush_interval=flush_interval,
-               insert_workers=insert_workers, spool_dir=spool_dir, spool_bytes=spool_max_mb * 1024 * 1024,
-               fsync=fsync, log_level=log_level))
+    if bool(options["tls_cert"]) != bool(options["tls_key"]):
+        raise click.UsageError("--tls-cert and --tls-key go together")
+    _logging(options["log_level"])
+    run(Config(layout=_layout(cluster, ttl_days, payload_ttl_days), inflight_bytes=inflight_mb * 1024 * 1024,
+               batch_items=batch_spans, spool_bytes=spool_max_mb * 1024 * 1024, **options))
 
 
 @main.command()

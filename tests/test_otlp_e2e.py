@@ -330,3 +330,21 @@ def test_tls_on_every_port(new_collector, tmp_path) -> None:
     with grpc.insecure_channel(f"127.0.0.1:{secure.grpc_port}") as channel, pytest.raises(grpc.RpcError):
         channel.unary_unary("/opentelemetry.proto.collector.trace.v1.TraceService/Export")(b"", timeout=3)
     assert secure.wait_rows(f"SELECT 1 FROM llmloop.spans WHERE TraceId = '{fields['trace_id'].hex()}'", 1)
+
+
+def test_attribute_count_and_length_are_capped_and_recorded(new_collector) -> None:
+    capped = new_collector("--max-attributes", "3", "--max-attribute-length", "5")
+    fields = new_span()
+    request = span_request(fields)
+    span = request.resource_spans[0].scope_spans[0].spans[0]
+    span.dropped_attributes_count = 2  # dropped by the sender already
+    for i in range(6):
+        span.attributes.add(key=f"k{i}").value.string_value = "héllo wörld" if i == 0 else "ok"
+    event = span.events.add(time_unix_nano=fields["start_time_unix_nano"], name="e")
+    event.attributes.add(key="short").value.int_value = 1
+    assert post(f"{capped.http_url}/v1/traces", request.SerializeToString())[0] == 200
+    row = capped.wait_rows(f"SELECT SpanAttributes, Events.Attributes AS ev FROM llmloop.spans "
+                           f"WHERE TraceId = '{fields['trace_id'].hex()}'", 1)[0]
+    assert row["SpanAttributes"] == {"k0": "héllo", "k1": "ok", "k2": "ok",
+                                     "llmloop.dropped_attributes_count": "5", "llmloop.truncated_values_count": "1"}
+    assert row["ev"] == [{"short": "1"}]

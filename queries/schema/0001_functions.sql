@@ -33,7 +33,18 @@ CREATE FUNCTION IF NOT EXISTS llmloopAnyValueString {{on_cluster}} AS (v) ->
                 x -> llmloopAnyValueJson(x), tupleElement(tupleElement(v, 'array_value'), 'values')), ','), ']')),
         '');
 
--- OTLP key/value list -> Map(key, rendered value).
-CREATE FUNCTION IF NOT EXISTS llmloopAttributes {{on_cluster}} AS (kvs) ->
-    CAST((arrayMap(kv -> tupleElement(kv, 'key'), kvs), arrayMap(kv -> llmloopAnyValueString(tupleElement(kv, 'value')), kvs)),
-         'Map(String, String)');
+-- OTLP key/value list -> Map(key, rendered value), capped like the OTel SDK's attribute limits:
+-- at most `max_count` attributes (the rest dropped) and `max_length` characters per value (longer
+-- ones cut). `dropped` is what the sender already dropped. What was dropped or cut is recorded in the
+-- map itself as llmloop.dropped_attributes_count / llmloop.truncated_values_count (only when > 0).
+CREATE FUNCTION IF NOT EXISTS llmloopAttributes {{on_cluster}} AS (kvs, max_count, max_length, dropped) ->
+    mapConcat(
+        CAST((arrayMap(kv -> tupleElement(kv, 'key'), arraySlice(kvs, 1, max_count)),
+              arrayMap(v -> if(length(v) > max_length, leftUTF8(v, max_length), v),
+                       arrayMap(kv -> llmloopAnyValueString(tupleElement(kv, 'value')), arraySlice(kvs, 1, max_count)))),
+             'Map(String, String)'),
+        mapFilter((k, n) -> n != '0', map(
+            'llmloop.dropped_attributes_count', toString(dropped + greatest(length(kvs), max_count) - max_count),
+            'llmloop.truncated_values_count', toString(arrayCount(
+                v -> length(v) > max_length AND lengthUTF8(v) > max_length,
+                arrayMap(kv -> llmloopAnyValueString(tupleElement(kv, 'value')), arraySlice(kvs, 1, max_count)))))));
