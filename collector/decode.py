@@ -11,6 +11,7 @@ import binascii
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from google.protobuf import json_format
@@ -19,6 +20,7 @@ from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
 from llmloop.collector.errors import BadRequest
+from llmloop.collector.protoschema import lenient_message_class
 
 MAX_MESSAGES = 5  # distinct reasons quoted in a partial-success message
 
@@ -59,6 +61,11 @@ class Signal:
     rejected_field: str  # field of partial_success that counts rejected items
     problem: Callable[[Any], str | None]
     id_fields: tuple[str, ...]  # JSON fields holding hex ids (OTLP/JSON deviates from proto3 here)
+
+    @cached_property
+    def lenient_request(self) -> type[Message]:
+        """The request with strings as bytes: full structural check, invalid UTF-8 tolerated."""
+        return lenient_message_class(self.request.DESCRIPTOR)
 
 
 TRACES = Signal(
@@ -109,7 +116,7 @@ def decode(signal: Signal, body: bytes, json_body: bool) -> Decoded:
         request = _from_json(signal, body, reasons)
     else:
         try:
-            request = signal.request.FromString(body)
+            request = signal.lenient_request.FromString(body)
         except DecodeError as exc:
             raise BadRequest(f"body is not a valid protobuf {signal.request.__name__}: {exc}") from None
     accepted = 0

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from functools import cache
 
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.message import Message
 
 # How many times one message type may appear on a path before its field degrades to `bytes`.
 MAX_REPEAT = 2
@@ -98,3 +100,37 @@ def _render(root: Descriptor) -> tuple[str, str]:
 def format_schema(root: Descriptor) -> tuple[str, str]:
     """(`.proto` text, top-level message name) for `root`; cached per descriptor."""
     return _render(root)
+
+
+def lenient_message_class(root: Descriptor) -> type[Message]:
+    """`root` with every `string` field declared as `bytes` (the same wire format).
+
+    Parsing with it checks the whole structure of a request, like the real class, but accepts
+    invalid UTF-8 in strings, which ClickHouse stores as bytes anyway; so one bad attribute value
+    does not cost the rest of the request.
+    """
+    package = "llmloop.lenient"
+    file = descriptor_pb2.FileDescriptorProto(name=f"llmloop/lenient/{root.full_name}.proto", package=package,
+                                              syntax="proto3")
+    names: dict[str, str] = {}
+
+    def add(desc: Descriptor) -> str:
+        if desc.full_name in names:
+            return names[desc.full_name]
+        name = names[desc.full_name] = desc.full_name.replace(".", "_")
+        message = file.message_type.add(name=name)
+        for field in desc.fields:
+            proto = message.field.add(
+                name=field.name, number=field.number,
+                type=FieldDescriptor.TYPE_BYTES if field.type == FieldDescriptor.TYPE_STRING
+                else FieldDescriptor.TYPE_INT32 if field.type == FieldDescriptor.TYPE_ENUM else field.type,
+                label=descriptor_pb2.FieldDescriptorProto.LABEL_REPEATED if field.is_repeated
+                else descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL)
+            if field.message_type is not None:
+                proto.type_name = f".{package}.{add(field.message_type)}"
+        return name
+
+    top = add(root)
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(file)
+    return message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{package}.{top}"))

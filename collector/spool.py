@@ -16,6 +16,7 @@ import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +42,15 @@ class Segment:
     @property
     def token(self) -> str:
         return self.path.stem
+
+
+def records(data: bytes) -> Iterator[bytes]:
+    """Each length-delimited record of `data`, with its length prefix (a whole Protobuf-format input)."""
+    pos = 0
+    while pos < len(data):
+        length, start = _DecodeVarint(data, pos)
+        yield data[pos:start + length]
+        pos = start + length
 
 
 def complete_length(data: bytes) -> int:

@@ -19,9 +19,11 @@ from clickhouse_connect.driver.client import Client
 
 from llmloop.collector.decode import Signal
 from llmloop.collector.protoschema import format_schema
-from llmloop.collector.spool import Segment, Spool
+from llmloop.collector.spool import Segment, Spool, records
 
 log = logging.getLogger("llmloop.writer")
+
+SPLIT_AFTER = 3  # failed inserts of a whole segment before it is tried request by request
 
 
 def _schema_settings(signal: Signal, local_dir: Path | None) -> dict[str, str]:
@@ -108,17 +110,25 @@ class Writer:
             self.spool.done(segment)
 
     def _insert(self, client: Client, segment: Segment) -> bool:
-        """Insert one segment, retrying with backoff; False if shutdown came first."""
-        settings = {**self.settings, "insert_deduplication_token": segment.token}
-        delay = 0.2
+        """Insert one segment, retrying with backoff; False if shutdown came first.
+
+        After SPLIT_AFTER failures the segment is tried record by record: if some records go in
+        and others fail, the store is up and those records are what it rejects (a damaged spool
+        file, or input ClickHouse cannot parse). They are moved to `rejected/` with an error log
+        instead of blocking every later segment. If every record fails, the store is down: retry.
+        """
+        data = segment.path.read_bytes()
+        delay, failures = 0.2, 0
         while True:
             started = time.perf_counter()
             try:
-                client.raw_insert(self.table, insert_block=segment.path.read_bytes(), fmt="Protobuf",
-                                  settings=settings)
+                if failures >= SPLIT_AFTER and self._insert_records(client, segment, data):
+                    return True
+                self._raw_insert(client, data, segment.token)
             except Exception as exc:  # the store failing must not lose the segment: retry it
-                log.warning("insert of %s into %s failed, retrying in %.1fs: %s",
-                            segment.path.name, self.table, delay, exc)
+                failures += 1
+                log.warning("insert of %s into %s failed (%d), retrying in %.1fs: %s",
+                            segment.path.name, self.table, failures, delay, exc)
                 if self._closing.wait(delay):
                     return False
                 delay = min(delay * 2, 30.0)
@@ -126,3 +136,25 @@ class Writer:
             log.debug("inserted %s (%d items, %d bytes) in %.3fs", segment.path.name, segment.items,
                       segment.size, time.perf_counter() - started)
             return True
+
+    def _raw_insert(self, client: Client, data: bytes, token: str) -> None:
+        client.raw_insert(self.table, insert_block=data, fmt="Protobuf",
+                          settings={**self.settings, "insert_deduplication_token": token})
+
+    def _insert_records(self, client: Client, segment: Segment, data: bytes) -> bool:
+        """Insert `data` one length-delimited record at a time; True once only rejects are left."""
+        rejected: list[tuple[int, bytes, Exception]] = []
+        for index, record in enumerate(records(data)):
+            try:
+                self._raw_insert(client, record, f"{segment.token}-{index}")
+            except Exception as exc:  # judged below: some records in, others out = rejected input
+                rejected.append((index, record, exc))
+        if rejected and (len(rejected) == sum(1 for _ in records(data)) or not client.ping()):
+            raise rejected[-1][2]  # the store is down, not the input bad: retry (done records dedup)
+        quarantine = self.spool.directory / "rejected"
+        quarantine.mkdir(exist_ok=True)
+        for index, record, exc in rejected:
+            path = quarantine / f"{segment.token}-{index}{segment.path.suffix}"
+            path.write_bytes(record)
+            log.error("the store rejects request %d of %s; kept in %s: %s", index, segment.path.name, path, exc)
+        return True

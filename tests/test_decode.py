@@ -76,3 +76,13 @@ def test_bytes_values_stay_base64_in_json() -> None:
     span = trace_service_pb2.ExportTraceServiceRequest.FromString(decoded.payload).resource_spans[0] \
         .scope_spans[0].spans[0]
     assert span.attributes[0].value.bytes_value == b"\x00\x01"
+
+
+def test_invalid_utf8_in_a_string_does_not_cost_the_request() -> None:
+    request = trace_service_pb2.ExportTraceServiceRequest()
+    spans = request.resource_spans.add().scope_spans.add().spans
+    spans.add(trace_id=os.urandom(16), span_id=os.urandom(8), name="abcd")
+    spans.add(trace_id=os.urandom(16), span_id=os.urandom(8), name="good")
+    body = request.SerializeToString().replace(b"abcd", b"ab\xff\xfe")
+    decoded = decode(TRACES, body, json_body=False)
+    assert (decoded.accepted, decoded.rejected) == (2, 0) and decoded.payload is body

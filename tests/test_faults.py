@@ -86,3 +86,25 @@ def test_spool_budget_answers_retryable_status(new_collector, tmp_path) -> None:
         if status == 503:
             assert int(headers["retry-after"]) >= 1
     assert statuses[0] == 200 and 503 in statuses
+
+
+def test_damaged_spool_segment_is_quarantined_not_blocking(new_collector, tmp_path) -> None:
+    """A spool file the store cannot parse must not block everything behind it."""
+    from google.protobuf.internal.encoder import _VarintBytes
+
+    store = tmp_path / "store"
+    spool = tmp_path / "store.spool" / "traces"
+    spool.mkdir(parents=True)
+    good = new_span()
+    good_body = span_request(good).SerializeToString()
+    garbage = b"\x0a\x05\xff\xff\xff\xff\xff"
+    segment = b"".join(_VarintBytes(len(b)) + b for b in (good_body, garbage))
+    (spool / "00000000000000000001-damaged.otlp").write_bytes(segment)
+    collector = new_collector(store=store)
+    later = new_span()
+    assert post(f"{collector.http_url}/v1/traces", span_request(later).SerializeToString())[0] == 200
+    for fields in (good, later):
+        assert collector.wait_rows(f"SELECT 1 FROM llmloop.spans WHERE TraceId = '{fields['trace_id'].hex()}'",
+                                   1, timeout=60), collector.logs()
+    assert list((spool / "rejected").iterdir()), collector.logs()
+    assert "the store rejects request 1" in collector.logs()
