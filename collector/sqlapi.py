@@ -165,8 +165,10 @@ def create_sql_app(client: Client, token: str | None = None, max_execution_time:
             params = {name[6:]: _Text(value) for name, value in args.items() if name.startswith("param_")}
             bound = params if re.search(r"\{\w+:", statement) else None
             check(statement, bound)  # EXPLAIN AST substitutes the parameters, so they are checked too
-            settings = {name: value for name, value in args.items()
-                        if name in setting_names and not _PROTECTED_NAME.fullmatch(name)} | limits
+            # Spans may carry invalid UTF-8 (stored as sent); JSON output replaces it unless asked not to.
+            settings = {"output_format_json_validate_utf8": "1"} | {
+                name: value for name, value in args.items()
+                if name in setting_names and not _PROTECTED_NAME.fullmatch(name)} | limits
             previous, client.database = client.database, args.get("database") or server["db"]
             try:
                 return client.raw_query(statement, parameters=bound, settings=settings, fmt=fmt), fmt

@@ -348,3 +348,42 @@ def test_attribute_count_and_length_are_capped_and_recorded(new_collector) -> No
     assert row["SpanAttributes"] == {"k0": "héllo", "k1": "ok", "k2": "ok",
                                      "llmloop.dropped_attributes_count": "5", "llmloop.truncated_values_count": "1"}
     assert row["ev"] == [{"short": "1"}]
+
+
+def test_odd_but_decodable_spans_are_stored_beside_their_neighbours(collector: Collector) -> None:
+    """Timestamps at 0 and past DateTime64's range, unknown enum values, invalid UTF-8, deep values."""
+    odd = [new_span(start_time_unix_nano=0, end_time_unix_nano=0, name="t0"),
+           new_span(start_time_unix_nano=2**64 - 1, end_time_unix_nano=2**64 - 1, name="tmax"),
+           new_span(kind=99, name="k99"), new_span(name="abcd"), new_span(name="deep")]
+    request = span_request(*odd)
+    spans = request.resource_spans[0].scope_spans[0].spans
+    spans[2].status.code = 7
+    value = spans[4].attributes.add(key="deep").value
+    for _ in range(20):
+        value = value.array_value.values.add()
+    value.string_value = "bottom"
+    body = request.SerializeToString().replace(b"abcd", b"ab\xff\xfe")
+    status, _, raw = post(f"{collector.http_url}/v1/traces", body)
+    assert status == 200 and not trace_service_pb2.ExportTraceServiceResponse.FromString(raw).HasField(
+        "partial_success")
+    ids = ",".join(f"'{f['trace_id'].hex()}'" for f in odd)
+    rows = {r["TraceId"]: r for r in collector.wait_rows(
+        f"SELECT TraceId, SpanName, SpanKind, StatusCode, toYear(Timestamp) AS year, SpanAttributes "
+        f"FROM llmloop.spans WHERE TraceId IN ({ids})", 5)}
+    by_name = {odd[i]["name"]: rows[odd[i]["trace_id"].hex()] for i in range(5)}
+    assert by_name["t0"]["year"] == 1970 and by_name["tmax"]["year"] == 2262
+    assert by_name["k99"]["SpanKind"] == "Unspecified" and by_name["k99"]["StatusCode"] == "Unset"
+    assert by_name["deep"]["SpanAttributes"]["deep"] == "[null]"  # deeper than the decoded depth
+    assert len(by_name["abcd"]["SpanName"]) > 0
+
+
+def test_memory_budget_answers_retryable_status(new_collector) -> None:
+    import concurrent.futures
+
+    tight = new_collector("--inflight-mb", "1")
+    body = span_request(*[new_span(name="x" * 500) for _ in range(1500)]).SerializeToString()  # ~0.9 MB
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda _: post(f"{tight.http_url}/v1/traces", body), range(16)))
+    statuses = [status for status, _, _ in results]
+    assert set(statuses) <= {200, 503} and 200 in statuses and 503 in statuses, statuses
+    assert all(int(h["retry-after"]) >= 1 for s, h, _ in results if s == 503)
