@@ -15,8 +15,8 @@ from opentelemetry import metrics, trace
 
 from llmloop.instrumentation.capture import CaptureMode, capture_mode_from_env, max_bytes_from_env
 from llmloop.instrumentation.invocation import Invocation, Request
+from llmloop.instrumentation.metrics import metrics_for
 from llmloop.semconv import attributes as A
-from llmloop.semconv import metrics as M
 
 log = logging.getLogger("llmloop.instrumentation")
 
@@ -34,14 +34,6 @@ def _version() -> str:
         return version("llmloop")
     except Exception:
         return "0"
-
-
-def _histogram(meter: metrics.Meter, name: str, unit: str, description: str, buckets: tuple[float, ...]) -> Any:
-    try:
-        return meter.create_histogram(name, unit=unit, description=description,
-                                      explicit_bucket_boundaries_advisory=list(buckets))
-    except TypeError:  # opentelemetry-api without bucket advice
-        return meter.create_histogram(name, unit=unit, description=description)
 
 
 def qualified_name(error: BaseException) -> str:
@@ -64,14 +56,7 @@ class Telemetry:
     ) -> None:
         version = _version()
         self.tracer = trace.get_tracer(SCOPE, version, tracer_provider=tracer_provider)
-        meter = metrics.get_meter(SCOPE, version, meter_provider=meter_provider)
-        self.duration = _histogram(meter, M.CLIENT_OPERATION_DURATION, "s", "GenAI operation duration.",
-                                   M.DURATION_BUCKETS)
-        self.token_usage = _histogram(meter, M.CLIENT_TOKEN_USAGE, "{token}",
-                                      "Number of input and output tokens used.", M.TOKEN_BUCKETS)
-        self.time_to_first_chunk = _histogram(meter, M.CLIENT_TIME_TO_FIRST_CHUNK, "s",
-                                              "Time to receive the first chunk of a streamed response.",
-                                              M.TIME_TO_FIRST_CHUNK_BUCKETS)
+        self.metrics = metrics_for(metrics.get_meter(SCOPE, version, meter_provider=meter_provider))
         self.capture = capture if capture is not None else capture_mode_from_env()
         self.max_content_bytes = max_content_bytes or max_bytes_from_env()
         self.event_logger = self._event_logger(logger_provider) if self.capture.on_event else None
@@ -117,7 +102,7 @@ class Telemetry:
     # --- metrics and events --------------------------------------------------------------------------
 
     def record(self, inv: Invocation) -> None:
-        """Record the call's metrics (and its content event) once it has ended."""
+        """Queue the call's metrics (see `metrics`) and emit its content event, once it has ended."""
         req = inv.request
         attrs: dict[str, Any] = {A.GEN_AI_OPERATION_NAME: req.operation, A.GEN_AI_PROVIDER_NAME: req.provider}
         if req.model:
@@ -137,15 +122,9 @@ class Telemetry:
             attrs[A.LLMLOOP_CONFIG_ID] = config.id
             if config.arm:
                 attrs[A.LLMLOOP_ROLLOUT_ARM] = config.arm
-        self.duration.record((time.perf_counter_ns() - inv.start_ns) / 1e9, attrs)
-        if inv.first_chunk_ns is not None and req.stream:
-            self.time_to_first_chunk.record((inv.first_chunk_ns - inv.start_ns) / 1e9, attrs)
-        if inv.input_tokens is not None or inv.output_tokens is not None:
-            attrs.pop(A.ERROR_TYPE, None)
-            if inv.input_tokens is not None:
-                self.token_usage.record(inv.input_tokens, {**attrs, A.GEN_AI_TOKEN_TYPE: "input"})
-            if inv.output_tokens is not None:
-                self.token_usage.record(inv.output_tokens, {**attrs, A.GEN_AI_TOKEN_TYPE: "output"})
+        ttfc = (inv.first_chunk_ns - inv.start_ns) / 1e9 if inv.first_chunk_ns is not None and req.stream else None
+        self.metrics.add(((time.perf_counter_ns() - inv.start_ns) / 1e9, ttfc, inv.input_tokens, inv.output_tokens,
+                          attrs))
         if self.event_logger is not None:
             self._emit_event(inv)
 

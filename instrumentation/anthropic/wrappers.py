@@ -21,28 +21,46 @@ from llmloop.instrumentation.streams import AsyncStream, ChunkHandler, SyncStrea
 
 log = logging.getLogger("llmloop.instrumentation")
 
-_tee_class: Any = None
+_tee_classes: Any = None
 
 
-def native_tee_class() -> Any:
-    """`FirstEnd` subclass that feeds llmloop's handler, or None if this SDK has no such observer."""
-    global _tee_class
-    if _tee_class is None:
+def native_tee_classes() -> tuple[Any, Any] | None:
+    """(end-only, per-event) `FirstEnd` subclasses for this SDK, or None when it has no such observer."""
+    global _tee_classes
+    if _tee_classes is None:
         try:
             from anthropic._tracing import FirstEnd
         except Exception:
-            _tee_class = False
+            _tee_classes = False
             return None
 
-        class NativeStreamTee(FirstEnd):  # type: ignore[misc, valid-type]
-            """Forwards to the SDK's observer after feeding llmloop's handler; ends llmloop first."""
+        class NativeStreamEnd(FirstEnd):  # type: ignore[misc, valid-type]
+            """Ends llmloop's invocation just before the SDK ends its span, from the SDK's own accumulation.
 
-            def __init__(self, native: Any, handler: ChunkHandler) -> None:
+            Per event it is the SDK's `FirstEnd` (no added work): at the end it reads the Message that the
+            SDK's recorder accumulated (or the stream helper's snapshot it shares) and the time to first
+            chunk the SDK put on the span.
+            """
+
+            def __init__(self, native: Any, inv: Invocation, handler: ChunkHandler | None) -> None:
                 FirstEnd.__init__(self, native.inner)
                 self._ended = bool(getattr(native, "_ended", False))
-                self.llmloop_handler: ChunkHandler | None = handler
-                self.llmloop_inv = handler.inv
+                self.llmloop_inv = inv
+                self.llmloop_handler = handler
 
+            def end(self, how: Any, error: BaseException | None = None) -> None:
+                if not self._ended:
+                    inv = self.llmloop_inv
+                    if self.llmloop_handler is None:
+                        try:
+                            record_native_snapshot(inv, self.inner)
+                        except Exception:
+                            log.debug("llmloop: could not read the native stream's message", exc_info=True)
+                    end_invocation(inv, self.llmloop_handler, error if how == "failed" else None)
+                FirstEnd.end(self, how, error)
+
+        class NativeStreamTee(NativeStreamEnd):
+            """Also feeds llmloop's handler each event (content capture needs the text deltas)."""
 
             def item(self, item: object) -> None:
                 handler = self.llmloop_handler
@@ -54,23 +72,35 @@ def native_tee_class() -> Any:
                         self.llmloop_handler = None
                 FirstEnd.item(self, item)
 
-            def end(self, how: Any, error: BaseException | None = None) -> None:
-                if not self._ended:
-                    end_invocation(self.llmloop_inv, self.llmloop_handler, error if how == "failed" else None)
-                FirstEnd.end(self, how, error)
+        _tee_classes = (NativeStreamEnd, NativeStreamTee)
+    return _tee_classes or None
 
-        _tee_class = NativeStreamTee
-    return _tee_class or None
+
+def record_native_snapshot(inv: Invocation, recorder: Any) -> None:
+    """What the SDK's stream recorder accumulated (Message so far, TTFC) into the invocation."""
+    shared = getattr(recorder, "_shared_snapshot", None)
+    message = shared() if callable(shared) else getattr(recorder, "_snapshot", None)
+    if message is not None:
+        extractors.record_message(inv, message)
+        if not getattr(recorder, "_has_message_delta", False):
+            # Before message_delta the stop reason and output tokens are message_start's placeholders.
+            inv.output_tokens = inv.finish_reasons = None
+    ttfc = (getattr(inv.span, "attributes", None) or {}).get("gen_ai.response.time_to_first_chunk")
+    if isinstance(ttfc, float):
+        inv.first_chunk_ns = inv.start_ns + int(ttfc * 1e9)
 
 
 def install_tee(inv: Invocation, response: Any) -> bool:
-    """Put llmloop's observer in front of the SDK's on `response`'s body; True when it is in place."""
+    """Put llmloop's observer in place of the SDK's on `response`'s body; True when it is in place."""
     body = getattr(response, "stream", None)
     native = getattr(body, "stream_observer", None)
-    tee = native_tee_class()
-    if tee is None or native is None or getattr(native, "_ended", True) or not hasattr(native, "inner"):
+    classes = native_tee_classes()
+    if classes is None or native is None or getattr(native, "_ended", True) or not hasattr(native, "inner"):
         return False
-    body.stream_observer = tee(native, extractors.MessageEventHandler(inv))
+    if inv.telemetry.capture.any:
+        body.stream_observer = classes[1](native, inv, extractors.MessageEventHandler(inv))
+    else:
+        body.stream_observer = classes[0](native, inv, None)
     inv.deferred = True
     return True
 

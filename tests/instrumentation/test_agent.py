@@ -50,7 +50,8 @@ SERVER = textwrap.dedent("""
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_POST(self):
-            token = context.attach(propagate.extract(dict(self.headers)))  # what server instrumentation does
+            carrier = {k.lower(): v for k, v in self.headers.items()}
+            token = context.attach(propagate.extract(carrier))  # what server instrumentation does
             try:
                 message = client.messages.create(model="claude-haiku-4-5", max_tokens=20,
                                                  messages=[{"role": "user", "content": "downstream"}])
