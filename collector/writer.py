@@ -96,7 +96,9 @@ class Writer:
             log.warning("%s: %d bytes stay in the spool for the next start", self.signal.name, left)
 
     def _run(self) -> None:
-        client = self._connect()
+        client = self._client()
+        if client is None:
+            return
         while True:
             segment = self.spool.take(timeout=min(self.flush_interval, 0.1))
             if segment is None:
@@ -108,6 +110,18 @@ class Writer:
                 self.spool.put_back(segment)
                 return
             self.spool.done(segment)
+
+    def _client(self) -> Client | None:
+        """A store client, retried while the store is unreachable; None if shutdown came first."""
+        delay = 0.2
+        while True:
+            try:
+                return self._connect()
+            except Exception as exc:  # the store may be down right now; the spool holds the data
+                log.warning("%s writer cannot reach the store, retrying in %.1fs: %s", self.signal.name, delay, exc)
+                if self._closing.wait(delay):
+                    return None
+                delay = min(delay * 2, 30.0)
 
     def _insert(self, client: Client, segment: Segment) -> bool:
         """Insert one segment, retrying with backoff; False if shutdown came first.
