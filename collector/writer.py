@@ -10,6 +10,7 @@ disk budget, past which receivers answer with a retryable status.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -23,7 +24,11 @@ from llmloop.collector.spool import Segment, Spool, records
 
 log = logging.getLogger("llmloop.writer")
 
-SPLIT_AFTER = 3  # failed inserts of a whole segment before it is tried request by request
+# ClickHouse error names meaning the input cannot be parsed. Everything else (network errors,
+# TOO_MANY_PARTS, MEMORY_LIMIT_EXCEEDED, TIMEOUT_EXCEEDED, ...) is the store's state: retried.
+_INPUT_ERRORS = ("CANNOT_PARSE", "PROTOBUF", "CANNOT_READ_ALL_DATA", "ATTEMPT_TO_READ_AFTER_EOF",
+                 "INCORRECT_DATA", "TOO_LARGE_STRING_SIZE", "TOO_LARGE_ARRAY_SIZE", "UNKNOWN_FORMAT")
+_ERROR_NAME = re.compile(r"\(([A-Z][A-Z0-9_]+)\)")
 
 
 def _schema_settings(signal: Signal, local_dir: Path | None) -> dict[str, str]:
@@ -126,23 +131,24 @@ class Writer:
     def _insert(self, client: Client, segment: Segment) -> bool:
         """Insert one segment, retrying with backoff; False if shutdown came first.
 
-        After SPLIT_AFTER failures the segment is tried record by record: if some records go in
-        and others fail, the store is up and those records are what it rejects (a damaged spool
-        file, or input ClickHouse cannot parse). They are moved to `rejected/` with an error log
-        instead of blocking every later segment. If every record fails, the store is down: retry.
+        When the store refuses the segment's *data* (a parse error, not an outage or overload),
+        retrying the same bytes cannot help: the segment is tried request by request, and the
+        requests the store rejects are moved to `rejected/` with an error log instead of blocking
+        every later segment (a damaged spool file, or input ClickHouse cannot read).
         """
         data = segment.path.read_bytes()
-        delay, failures = 0.2, 0
+        delay, rejected_input = 0.2, False
         while True:
             started = time.perf_counter()
             try:
-                if failures >= SPLIT_AFTER and self._insert_records(client, segment, data):
-                    return True
-                self._raw_insert(client, data, segment.token)
+                if rejected_input:
+                    self._insert_records(client, segment, data)
+                else:
+                    self._raw_insert(client, data, segment.token)
             except Exception as exc:  # the store failing must not lose the segment: retry it
-                failures += 1
-                log.warning("insert of %s into %s failed (%d), retrying in %.1fs: %s",
-                            segment.path.name, self.table, failures, delay, exc)
+                rejected_input = rejects_input(exc)
+                log.warning("insert of %s into %s failed, retrying in %.1fs: %.300s",
+                            segment.path.name, self.table, delay, exc)
                 if self._closing.wait(delay):
                     return False
                 delay = min(delay * 2, 30.0)
@@ -155,20 +161,29 @@ class Writer:
         client.raw_insert(self.table, insert_block=data, fmt="Protobuf",
                           settings={**self.settings, "insert_deduplication_token": token})
 
-    def _insert_records(self, client: Client, segment: Segment, data: bytes) -> bool:
-        """Insert `data` one length-delimited record at a time; True once only rejects are left."""
+    def _insert_records(self, client: Client, segment: Segment, data: bytes) -> None:
+        """Insert `data` one request at a time; quarantine those whose data the store rejects.
+
+        Any other failure (outage, overload) is raised: the segment is retried later, and the
+        requests already in are then dropped by their deduplication tokens.
+        """
         rejected: list[tuple[int, bytes, Exception]] = []
         for index, record in enumerate(records(data)):
             try:
                 self._raw_insert(client, record, f"{segment.token}-{index}")
-            except Exception as exc:  # judged below: some records in, others out = rejected input
+            except Exception as exc:  # sorted by rejects_input: bad data is kept aside, the rest raised
+                if not rejects_input(exc):
+                    raise
                 rejected.append((index, record, exc))
-        if rejected and (len(rejected) == sum(1 for _ in records(data)) or not client.ping()):
-            raise rejected[-1][2]  # the store is down, not the input bad: retry (done records dedup)
         quarantine = self.spool.directory / "rejected"
         quarantine.mkdir(exist_ok=True)
         for index, record, exc in rejected:
             path = quarantine / f"{segment.token}-{index}{segment.path.suffix}"
             path.write_bytes(record)
-            log.error("the store rejects request %d of %s; kept in %s: %s", index, segment.path.name, path, exc)
-        return True
+            log.error("the store rejects request %d of %s; kept in %s: %.300s", index, segment.path.name, path, exc)
+
+
+def rejects_input(exc: Exception) -> bool:
+    """Whether a store error means "this data cannot be read" rather than "try again later"."""
+    name = getattr(exc, "name", None) or "".join(_ERROR_NAME.findall(str(exc))[-1:])
+    return bool(name) and any(part in name for part in _INPUT_ERRORS)

@@ -131,4 +131,5 @@ def sql(query, url, token, fmt) -> None:
 def _logging(level: str) -> None:
     logging.basicConfig(level=level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    logging.getLogger("urllib3").setLevel(logging.ERROR)  # store retries are logged once, by the writer
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
