@@ -188,9 +188,10 @@ class Patch:
                 return False
             self.foreign = isinstance(current, _WRAPPER_TYPES)
             if self.foreign:
-                warn_once(f"foreign:{self.module}.{self.attr}", f"llmloop: {self.module}.{self.attr} is already "
-                          "wrapped by another instrumentation; llmloop will add its attributes to that library's "
-                          "spans instead of creating its own.")
+                sdk = self.module.split(".")[0]
+                warn_once(f"foreign:{sdk}", f"llmloop: another instrumentation already wraps the {sdk} SDK "
+                          f"({self.module}.{self.attr}); llmloop adds its attributes to that library's spans "
+                          "instead of creating its own.")
             wrapt.wrap_function_wrapper(owner, name, self.factory(telemetry, self))
             self.installed = owner.__dict__.get(name) if isinstance(owner, type) else getattr(owner, name)
             return True

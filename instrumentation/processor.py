@@ -27,6 +27,9 @@ from llmloop.semconv import attributes as A
 
 log = logging.getLogger("llmloop.instrumentation")
 
+OWN_SCOPE = "llmloop.instrumentation"
+"""Scope of llmloop's own spans, which carry their config attributes already."""
+
 pending_adoption: contextvars.ContextVar[Any] = contextvars.ContextVar("llmloop_pending_adoption", default=None)
 """The invocation of the SDK call in progress that waits for the SDK's native span (set by patches)."""
 
@@ -44,13 +47,13 @@ class LlmloopSpanProcessor(SpanProcessor):
         try:
             inv = pending_adoption.get()
             attrs = span.attributes
-            if inv is not None and inv.span is None:
-                scope = span.instrumentation_scope
-                if (scope is not None and scope.name.startswith(self.native_scopes)) or (
-                        inv.adopt_any and attrs and any(key in attrs for key in A.GENAI_MARKERS)):
-                    inv.adopt(span)
-                    return
-            if not attrs or A.LLMLOOP_CONFIG_ID in attrs:
+            scope = span.instrumentation_scope
+            if inv is not None and inv.span is None and (
+                    (scope is not None and scope.name.startswith(self.native_scopes))
+                    or (inv.adopt_any and attrs and any(key in attrs for key in A.GENAI_MARKERS))):
+                inv.adopt(span)
+                return
+            if not attrs or A.LLMLOOP_CONFIG_ID in attrs or (scope is not None and scope.name == OWN_SCOPE):
                 return
             if A.GEN_AI_OPERATION_NAME in attrs or A.GEN_AI_PROVIDER_NAME in attrs or A.GEN_AI_SYSTEM in attrs:
                 tags: dict[str, Any] = config_attributes(current_config(parent_context))

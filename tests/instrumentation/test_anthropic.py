@@ -303,8 +303,22 @@ def test_async_early_exit_error_and_raw(otel: Otel, cid: str, mode: str, aclient
             async with aclient.messages.with_streaming_response.create(**call(stream=True)) as response:
                 assert [e.type async for e in await response.parse()][-1] == "message_stop"
 
+        with use_config(cid + "x"):
+            headers = {**USAGE, "x-fake-stream-error": "after=3;mode=error"}
+            with pytest.raises(anthropic.APIStatusError):
+                async for _ in await aclient.messages.create(**call(stream=True, extra_headers=headers)):
+                    pass
+        with use_config(cid + "g"):
+            dropped = await aclient.messages.create(**call(stream=True))
+            await dropped.__anext__()
+        del dropped
+        gc.collect()
+
     asyncio.run(main())
+    gc.collect()
     check(otel, cid + "b", mode, stream=True, tokens=False)
+    assert check(otel, cid + "x", mode, stream=True, tokens=False).status.status_code.name == "ERROR"
+    check(otel, cid + "g", mode, stream=True, tokens=False)
     assert check(otel, cid + "e", mode, tokens=False).attributes["error.type"] == "rate_limit_error"
     check(otel, cid + "r", mode)
     check(otel, cid + "s", mode, stream=True)
