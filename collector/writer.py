@@ -55,7 +55,7 @@ class Writer:
         connect: Callable[[], Client],
         spool_dir: Path,
         database: str = "llmloop",
-        batch_items: int = 50_000,
+        batch_items: int = 20_000,
         flush_interval: float = 1.0,
         spool_bytes: int = 1024**3,
         workers: int = 2,

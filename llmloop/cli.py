@@ -57,7 +57,7 @@ def main() -> None:
 @click.option("--max-attribute-length", default=1024 * 1024, show_default=True,
               help="Characters kept per attribute value; longer values are cut and counted in "
                    "llmloop.truncated_values_count.")
-@click.option("--batch-spans", default=50_000, show_default=True, help="Items per insert.")
+@click.option("--batch-spans", default=20_000, show_default=True, help="Items per insert.")
 @click.option("--flush-interval", default=1.0, show_default=True, help="Seconds before a partial batch is written.")
 @click.option("--insert-workers", default=2, show_default=True, help="Parallel span inserts.")
 @click.option("--spool-dir", type=click.Path(path_type=Path), envvar="LLMLOOP_SPOOL", default=None,
