@@ -17,10 +17,11 @@ class InflightBudget:
         self._used = 0
         self._lock = threading.Lock()
 
-    def take(self, n: int) -> None:
-        """Reserve `n` more bytes; a lone request larger than the budget is still let through."""
+    def take(self, n: int, own: int = 0) -> None:
+        """Reserve `n` more bytes for a request already holding `own`; a request alone in flight
+        is let through whatever its size (the body limit bounds it), so it cannot be refused forever."""
         with self._lock:
-            if self._used and self._used + n > self.max_bytes:
+            if self._used > own and self._used + n > self.max_bytes:
                 raise Overloaded(f"{self._used} bytes of requests in flight (budget {self.max_bytes})")
             self._used += n
 

@@ -122,6 +122,7 @@ class Spool:
             if self._file is None:
                 self._path = self.directory / f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}{OPEN_SUFFIX}"
                 self._file = open(self._path, "ab")  # noqa: SIM115 - closed in _close_locked
+                self._sync_directory()  # the new file's name must survive a power loss too
                 self._opened = time.monotonic()
                 self._items = self._written = self._synced = 0
             self._file.write(record)
@@ -156,6 +157,14 @@ class Spool:
                 if generation == self._generation:
                     self._synced = max(self._synced, written)
 
+    def _sync_directory(self) -> None:
+        if self.fsync:
+            fd = os.open(self.directory, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
     def _close(self, generation: int | None = None) -> None:
         with self._sync_lock, self._lock:
             if self._file is not None and generation in (None, self._generation):
@@ -168,6 +177,7 @@ class Spool:
             os.fsync(self._file.fileno())
         self._file.close()
         path = self._path.rename(self._path.with_suffix(SEGMENT_SUFFIX))
+        self._sync_directory()
         self._ready.append(Segment(path, self._items, self._written))
         self._file = self._path = None
         self._generation += 1

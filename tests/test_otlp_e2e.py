@@ -387,3 +387,10 @@ def test_memory_budget_answers_retryable_status(new_collector) -> None:
     statuses = [status for status, _, _ in results]
     assert set(statuses) <= {200, 503} and 200 in statuses and 503 in statuses, statuses
     assert all(int(h["retry-after"]) >= 1 for s, h, _ in results if s == 503)
+
+
+def test_a_lone_request_larger_than_the_memory_budget_is_accepted(new_collector) -> None:
+    tight = new_collector("--inflight-mb", "1")
+    body = span_request(*[new_span(name="x" * 500) for _ in range(2000)]).SerializeToString()  # ~1.2 MB
+    assert len(body) > 1024 * 1024
+    assert post(f"{tight.http_url}/v1/traces", body)[0] == 200

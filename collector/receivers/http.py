@@ -58,7 +58,7 @@ async def _read_body(request: Request, limit: int, budget: InflightBudget) -> tu
             size += len(chunk)
             if size > limit:
                 raise TooLarge(f"body is over the {limit} byte limit")
-            budget.take(len(chunk))
+            budget.take(len(chunk), own=size - len(chunk))
             parts.append(chunk)
         if inflater is not None and not inflater.eof:
             raise BadRequest("gzip body is truncated")
