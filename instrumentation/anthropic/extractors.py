@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from llmloop.instrumentation.fields import get, given_check
 from llmloop.instrumentation.invocation import Invocation, Request
 from llmloop.instrumentation.streams import ChunkHandler
 from llmloop.semconv import attributes as A
@@ -43,31 +44,8 @@ OUTPUT_FINISH_REASONS: Mapping[str, str] = {
 }
 """Anthropic stop reason -> output-message schema `finish_reason` (the span attribute keeps the raw value)."""
 
-_SENTINELS: tuple[type, ...] = ()
-
-
-def _sentinels() -> tuple[type, ...]:
-    global _SENTINELS
-    if not _SENTINELS:
-        try:
-            from anthropic._types import NotGiven
-            try:
-                from anthropic._types import Omit
-                _SENTINELS = (NotGiven, Omit)
-            except ImportError:
-                _SENTINELS = (NotGiven,)
-        except ImportError:
-            _SENTINELS = (type(None),)
-    return _SENTINELS
-
-
-def given(value: Any) -> bool:
-    """Whether a kwarg value was really given (not None / NOT_GIVEN / omit)."""
-    return value is not None and not isinstance(value, _sentinels())
-
-
-def _get(obj: Any, key: str) -> Any:
-    return obj.get(key) if isinstance(obj, Mapping) else getattr(obj, key, None)
+given = given_check("anthropic")
+_get = get
 
 
 def provider_of(client: Any) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from llmloop.instrumentation.fields import get, given_check
 from llmloop.instrumentation.invocation import Invocation, Request
 from llmloop.instrumentation.streams import ChunkHandler
 from llmloop.semconv import attributes as A
@@ -53,30 +54,8 @@ HOST_PROVIDERS: Mapping[str, str] = {
 }
 """OpenAI-compatible API hosts -> `gen_ai.provider.name` (anything else is `openai`)."""
 
-_SENTINELS: tuple[type, ...] = ()
-
-
-def _sentinels() -> tuple[type, ...]:
-    global _SENTINELS
-    if not _SENTINELS:
-        try:
-            from openai._types import NotGiven
-            try:
-                from openai._types import Omit
-                _SENTINELS = (NotGiven, Omit)
-            except ImportError:
-                _SENTINELS = (NotGiven,)
-        except ImportError:
-            _SENTINELS = (type(None),)
-    return _SENTINELS
-
-
-def given(value: Any) -> bool:
-    return value is not None and not isinstance(value, _sentinels())
-
-
-def _get(obj: Any, key: str) -> Any:
-    return obj.get(key) if isinstance(obj, Mapping) else getattr(obj, key, None)
+given = given_check("openai")
+_get = get
 
 
 def _int(value: Any) -> int | None:
