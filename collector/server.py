@@ -20,7 +20,7 @@ from llmloop.collector.limits import InflightBudget
 from llmloop.collector.receivers.grpc import create_grpc_server
 from llmloop.collector.receivers.http import create_otlp_app
 from llmloop.collector.sqlapi import create_sql_app
-from llmloop.collector.store import connect, migrate, resolve_dsn, set_ingest_limits
+from llmloop.collector.store import connect, load_conventions, migrate, resolve_dsn, set_ingest_limits
 from llmloop.collector.writer import Writer
 
 log = logging.getLogger("llmloop.server")
@@ -34,6 +34,7 @@ def serve(config: Config, stop: threading.Event | None = None) -> None:
     applied = migrate(client, config.layout)
     set_ingest_limits(client, config.layout.database, {"max_attributes": config.max_attributes,
                                                        "max_value_length": config.max_attribute_length})
+    load_conventions(client, config.layout.database)
     log.info("store %s ready (%d migrations applied)", dsn, len(applied))
 
     spool = config.spool_path(dsn)

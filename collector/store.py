@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -11,6 +12,7 @@ from clickhouse_connect.driver.client import Client
 
 from llmloop import queries
 from llmloop.queries import Layout
+from llmloop.semconv import mapping
 
 log = logging.getLogger("llmloop.store")
 
@@ -66,3 +68,11 @@ def set_ingest_limits(client: Client, database: str, limits: dict[str, int]) -> 
     """Record the attribute limits the ingest views apply (see 0004_otlp_ingest.sql)."""
     client.insert(f"{database}.ingest_limits", [[name, value] for name, value in limits.items()],
                   column_names=["name", "value"])
+
+
+def load_conventions(client: Client, database: str) -> None:
+    """Load the foreign-convention tables of `llmloop.semconv.mapping` as a new generation (see 0006)."""
+    generation = time.time_ns()
+    client.insert(f"{database}.conventions",
+                  [[table, key, targets, generation] for table, key, targets in mapping.tables()],
+                  column_names=["mapping", "key", "targets", "generation"])
