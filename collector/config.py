@@ -33,6 +33,7 @@ class Config:
     spool_bytes: int = 1024**3
     fsync: bool = True
     log_level: str = "info"
+    prices: Path | None = None  # a price override file (the user layer over the shipped table)
 
     def spool_path(self, dsn: str) -> Path:
         """Where acknowledged requests wait for the store (see `collector/spool.py`)."""

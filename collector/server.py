@@ -17,6 +17,7 @@ import uvicorn
 from llmloop.collector.config import Config
 from llmloop.collector.decode import LOGS, TRACES
 from llmloop.collector.limits import InflightBudget
+from llmloop.collector.prices import load_startup_prices
 from llmloop.collector.receivers.grpc import create_grpc_server
 from llmloop.collector.receivers.http import create_otlp_app
 from llmloop.collector.sqlapi import create_sql_app
@@ -35,6 +36,7 @@ def serve(config: Config, stop: threading.Event | None = None) -> None:
     set_ingest_limits(client, config.layout.database, {"max_attributes": config.max_attributes,
                                                        "max_value_length": config.max_attribute_length})
     load_conventions(client, config.layout.database)
+    load_startup_prices(client, config.layout.database, config.prices)
     log.info("store %s ready (%d migrations applied)", dsn, len(applied))
 
     spool = config.spool_path(dsn)

@@ -67,6 +67,9 @@ def main() -> None:
               help="Disk budget of the spool; past it exports get 503 / UNAVAILABLE with a retry delay.")
 @click.option("--fsync/--no-fsync", default=True, show_default=True,
               help="fsync the spool before acknowledging (--no-fsync trades crash safety for speed).")
+@click.option("--prices", type=click.Path(exists=True, dir_okay=False, path_type=Path), envvar="LLMLOOP_PRICES",
+              default=None, help="Price override file (same format as the shipped prices.toml); its rows replace "
+                                 "or add to the shipped prices. Env: LLMLOOP_PRICES.")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]))
 def serve(cluster, ttl_days, payload_ttl_days, inflight_mb, batch_spans, spool_max_mb, **options) -> None:

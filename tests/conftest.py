@@ -84,10 +84,10 @@ class Collector:
             self.log.flush()
         return (self.store.parent / f"collector-{self.http_port}.log").read_text()
 
-    def sql(self, query: str) -> list[dict]:
-        """Rows of `query` via the SQL endpoint (JSONEachRow)."""
+    def sql(self, query: str, **params: object) -> list[dict]:
+        """Rows of `query` via the SQL endpoint (JSONEachRow); `params` bind its `{name:Type}` values."""
         url = f"{self.scheme}://127.0.0.1:{self.sql_port}/?" + urllib.parse.urlencode(
-            {"query": query, "default_format": "JSONEachRow"})
+            {"query": query, "default_format": "JSONEachRow", **{f"param_{k}": v for k, v in params.items()}})
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         request = urllib.request.Request(url, headers=headers)
         with urllib.request.urlopen(request, timeout=30, context=self.ssl_context()) as resp:
