@@ -16,6 +16,7 @@ Sources that report Anthropic's raw numbers (uncached input beside the cache cou
 
 from __future__ import annotations
 
+import re
 from typing import Final
 
 ATTRIBUTES: Final[dict[str, tuple[str, ...]]] = {
@@ -129,9 +130,26 @@ OPERATIONS: Final[dict[str, str]] = {
 }
 """Operation names and span kinds as sources spell them -> `gen_ai.operation.name` values."""
 
+FLATTENED_PREFIXES: Final[tuple[str, ...]] = ("gen_ai.prompt.", "gen_ai.completion.", "llm.input_messages.",
+                                               "llm.output_messages.")
+"""Key prefixes of flattened messages (`gen_ai.prompt.0.content`, ...), rebuilt by the ingest view."""
+
+STRUCTURAL_KEYS: Final[tuple[str, ...]] = ("input.value", "output.value", "ai.prompt", "ai.response.text",
+                                           "ai.response.toolCalls")
+"""Keys holding request/response JSON the ingest view reads messages and instructions from."""
+
 INPUT_EXCLUDES_CACHE: Final[tuple[str, ...]] = ()
 """Instrumentation scopes whose input-token count leaves out cache reads and writes (Anthropic's raw
 `input_tokens`); the ingest view adds their cache counts so `InputTokens` means one thing."""
+
+
+def foreign_pattern() -> str:
+    """A regular expression matching every attribute key that marks a span as foreign (see 0006)."""
+    keys = {key for table in (ATTRIBUTES, MILLISECOND_ATTRIBUTES) for sources in table.values() for key in sources}
+    keys.update(STRUCTURAL_KEYS)
+    exact = "|".join(re.escape(key) for key in sorted(keys))
+    prefixes = "|".join(re.escape(prefix) for prefix in FLATTENED_PREFIXES)
+    return f"^(?:{exact})$|^(?:{prefixes})"
 
 
 def tables() -> list[tuple[str, str, list[str]]]:
@@ -141,4 +159,5 @@ def tables() -> list[tuple[str, str, list[str]]]:
     rows += [("provider", key, [value]) for key, value in PROVIDERS.items()]
     rows += [("operation", key, [value]) for key, value in OPERATIONS.items()]
     rows += [("input_excludes_cache", scope, []) for scope in INPUT_EXCLUDES_CACHE]
+    rows.append(("foreign_pattern", foreign_pattern(), []))
     return rows

@@ -141,30 +141,30 @@ CREATE FUNCTION IF NOT EXISTS llmloopJsonInstructions {{on_cluster}} AS (value) 
 CREATE FUNCTION IF NOT EXISTS llmloopEventAttribute {{on_cluster}} AS (names, attributes, name, key) ->
     if(has(names, name), attributes[indexOf(names, name)][key], '');
 
+-- Is a span in a foreign convention? One of its attribute keys matches the pattern the collector
+-- builds from llmloop.semconv.mapping (every foreign key and flattened-message prefix), or it has
+-- message events. Before the first load the pattern is '' and every span counts as foreign.
+CREATE FUNCTION IF NOT EXISTS llmloopForeign {{on_cluster}} AS (attrs, event_names, pattern) ->
+    arrayExists(k -> match(k, pattern), mapKeys(attrs))
+    OR hasAny(event_names, ['gen_ai.client.inference.operation.details', 'gen_ai.content.prompt',
+                            'gen_ai.content.completion']);
+
+-- Ingest in two stages, so the mapping costs only the spans that need it (it costs several times
+-- the rest of the insert per span; the direct route costs almost nothing):
+-- 1. otlp_traces_in -> spans_staging (Null): the OTel columns, as 0004 computed them.
+-- 2. spans_staging -> spans through one of two views: `spans_direct_mv` for spans in our names and
+--    the newest OTel ones (typed columns read straight from them), `spans_mapped_mv` for spans in
+--    a foreign convention (renames, value spellings, units, flattened messages, events).
+CREATE TABLE IF NOT EXISTS {{db}}.spans_staging {{on_cluster}} AS {{db}}.spans{{local}} ENGINE = Null;
+
 DROP VIEW IF EXISTS {{db}}.otlp_traces_mv {{on_cluster}};
 
-CREATE MATERIALIZED VIEW IF NOT EXISTS {{db}}.otlp_traces_mv {{on_cluster}} TO {{db}}.spans AS
+CREATE MATERIALIZED VIEW IF NOT EXISTS {{db}}.otlp_traces_mv {{on_cluster}} TO {{db}}.spans_staging AS
 WITH
-    ifNull((SELECT any(value) FROM {{db}}.ingest_limits FINAL WHERE name = 'max_attributes'), 128) AS max_count,
-    ifNull((SELECT any(value) FROM {{db}}.ingest_limits FINAL WHERE name = 'max_value_length'), 1048576) AS max_length,
-    (SELECT max(generation) FROM {{db}}.conventions) AS generation_,
-    (SELECT CAST((groupArray(key), groupArray(targets)), 'Map(String, Array(String))') FROM {{db}}.conventions FINAL
-     WHERE mapping = 'attribute' AND generation = generation_) AS aliases,
-    (SELECT CAST((groupArray(key), groupArray(targets)), 'Map(String, Array(String))') FROM {{db}}.conventions FINAL
-     WHERE mapping = 'millisecond_attribute' AND generation = generation_) AS ms_aliases,
-    (SELECT CAST((groupArray(key), groupArray(targets[1])), 'Map(String, String)') FROM {{db}}.conventions FINAL
-     WHERE mapping = 'provider' AND generation = generation_) AS providers,
-    (SELECT CAST((groupArray(key), groupArray(targets[1])), 'Map(String, String)') FROM {{db}}.conventions FINAL
-     WHERE mapping = 'operation' AND generation = generation_) AS operations,
-    (SELECT groupArray(key) FROM {{db}}.conventions FINAL
-     WHERE mapping = 'input_excludes_cache' AND generation = generation_) AS input_excludes_cache,
-    -- What the typed columns read: the span's attributes over those of the newer operation-details
-    -- event, which carries the call's attributes (incl. messages) when the span does not.
-    mapConcat(
-        if(has(`Events.Name`, 'gen_ai.client.inference.operation.details'),
-           `Events.Attributes`[indexOf(`Events.Name`, 'gen_ai.client.inference.operation.details')],
-           map()),
-        SpanAttributes) AS attrs_
+    -- (anyOrNull: with no row yet, the defaults apply rather than 0)
+    ifNull((SELECT anyOrNull(value) FROM {{db}}.ingest_limits FINAL WHERE name = 'max_attributes'), 128) AS max_count,
+    ifNull((SELECT anyOrNull(value) FROM {{db}}.ingest_limits FINAL WHERE name = 'max_value_length'), 1048576)
+        AS max_length
 SELECT
     fromUnixTimestamp64Nano(toInt64(least(span.start_time_unix_nano, 9223372036854775807))) AS Timestamp,
     lower(hex(span.trace_id)) AS TraceId,
@@ -192,13 +192,78 @@ SELECT
     arrayMap(l -> lower(hex(l.span_id)), span.links) AS `Links.SpanId`,
     arrayMap(l -> l.trace_state, span.links) AS `Links.TraceState`,
     arrayMap(l -> llmloopAttributes(l.attributes, max_count, max_length, l.dropped_attributes_count), span.links)
-        AS `Links.Attributes`,
+        AS `Links.Attributes`
+FROM {{db}}.otlp_traces_in
+ARRAY JOIN resource_spans
+ARRAY JOIN resource_spans.scope_spans AS scope_spans
+ARRAY JOIN scope_spans.spans AS span;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS {{db}}.spans_direct_mv {{on_cluster}} TO {{db}}.spans AS
+WITH
+    (SELECT max(generation) FROM {{db}}.conventions) AS generation_,
+    (SELECT any(key) FROM {{db}}.conventions FINAL
+     WHERE mapping = 'foreign_pattern' AND generation = generation_) AS foreign_pattern,
+    (SELECT groupArray(key) FROM {{db}}.conventions FINAL
+     WHERE mapping = 'input_excludes_cache' AND generation = generation_) AS input_excludes_cache,
+    toUInt64OrNull(SpanAttributes['gen_ai.usage.cache_read.input_tokens']) AS cache_read_,
+    toUInt64OrNull(SpanAttributes['gen_ai.usage.cache_write.input_tokens']) AS cache_write_
+SELECT * REPLACE (
+    SpanAttributes['gen_ai.provider.name'] AS Provider,
+    SpanAttributes['gen_ai.operation.name'] AS Operation,
+    SpanAttributes['gen_ai.request.model'] AS RequestModel,
+    SpanAttributes['gen_ai.response.model'] AS ResponseModel,
+    SpanAttributes['llmloop.config.id'] AS ConfigId,
+    SpanAttributes['llmloop.config.fingerprint'] AS ConfigFingerprint,
+    SpanAttributes['llmloop.rollout.name'] AS RolloutName,
+    SpanAttributes['llmloop.rollout.arm'] AS RolloutArm,
+    toUInt64OrNull(SpanAttributes['gen_ai.usage.input_tokens'])
+        + if(has(input_excludes_cache, ScopeName), ifNull(cache_read_, 0) + ifNull(cache_write_, 0), 0) AS InputTokens,
+    toUInt64OrNull(SpanAttributes['gen_ai.usage.output_tokens']) AS OutputTokens,
+    cache_read_ AS CacheReadTokens,
+    cache_write_ AS CacheWriteTokens,
+    toUInt64OrNull(SpanAttributes['gen_ai.usage.reasoning.output_tokens']) AS ReasoningTokens,
+    toFloat64OrNull(SpanAttributes['gen_ai.response.time_to_first_chunk']) AS TimeToFirstChunk,
+    JSONExtract(SpanAttributes['gen_ai.response.finish_reasons'], 'Array(String)') AS FinishReasons,
+    coalesce(nullIf(SpanAttributes['error.type'], ''),
+             nullIf(llmloopEventAttribute(`Events.Name`, `Events.Attributes`, 'exception', 'exception.type'), ''),
+             if(StatusCode = 'Error', '_OTHER', '')) AS ErrorType,
+    SpanAttributes['gen_ai.conversation.id'] AS ConversationId,
+    SpanAttributes['gen_ai.input.messages'] AS InputMessages,
+    SpanAttributes['gen_ai.output.messages'] AS OutputMessages,
+    SpanAttributes['gen_ai.system_instructions'] AS SystemInstructions)
+FROM {{db}}.spans_staging
+WHERE NOT llmloopForeign(SpanAttributes, `Events.Name`, foreign_pattern);
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS {{db}}.spans_mapped_mv {{on_cluster}} TO {{db}}.spans AS
+WITH
+    (SELECT max(generation) FROM {{db}}.conventions) AS generation_,
+    (SELECT any(key) FROM {{db}}.conventions FINAL
+     WHERE mapping = 'foreign_pattern' AND generation = generation_) AS foreign_pattern,
+    (SELECT CAST((groupArray(key), groupArray(targets)), 'Map(String, Array(String))') FROM {{db}}.conventions FINAL
+     WHERE mapping = 'attribute' AND generation = generation_) AS aliases,
+    (SELECT CAST((groupArray(key), groupArray(targets)), 'Map(String, Array(String))') FROM {{db}}.conventions FINAL
+     WHERE mapping = 'millisecond_attribute' AND generation = generation_) AS ms_aliases,
+    (SELECT CAST((groupArray(key), groupArray(targets[1])), 'Map(String, String)') FROM {{db}}.conventions FINAL
+     WHERE mapping = 'provider' AND generation = generation_) AS providers,
+    (SELECT CAST((groupArray(key), groupArray(targets[1])), 'Map(String, String)') FROM {{db}}.conventions FINAL
+     WHERE mapping = 'operation' AND generation = generation_) AS operations,
+    (SELECT groupArray(key) FROM {{db}}.conventions FINAL
+     WHERE mapping = 'input_excludes_cache' AND generation = generation_) AS input_excludes_cache,
+    -- What the typed columns read: the span's attributes over those of the newer operation-details
+    -- event, which carries the call's attributes (incl. messages) when the span does not.
+    mapConcat(
+        if(has(`Events.Name`, 'gen_ai.client.inference.operation.details'),
+           `Events.Attributes`[indexOf(`Events.Name`, 'gen_ai.client.inference.operation.details')],
+           map()),
+        SpanAttributes) AS attrs_,
+    llmloopPick(attrs_, 'gen_ai.operation.name', aliases) AS operation_,
+    toUInt64OrNull(llmloopPick(attrs_, 'gen_ai.usage.cache_read.input_tokens', aliases)) AS cache_read_,
+    toUInt64OrNull(llmloopPick(attrs_, 'gen_ai.usage.cache_write.input_tokens', aliases)) AS cache_write_
+SELECT * REPLACE (
     llmloopProvider(llmloopPick(attrs_, 'gen_ai.provider.name', aliases), providers) AS Provider,
-    if(mapContains(operations, llmloopPick(attrs_, 'gen_ai.operation.name', aliases)),
-       operations[llmloopPick(attrs_, 'gen_ai.operation.name', aliases)],
-       llmloopPick(attrs_, 'gen_ai.operation.name', aliases)) AS Operation,
+    if(mapContains(operations, operation_), operations[operation_], operation_) AS Operation,
     llmloopPick(attrs_, 'gen_ai.request.model', aliases) AS RequestModel,
-    coalesce(nullIf(llmloopPick(attrs_, 'gen_ai.response.model', aliases), ''), RequestModel) AS ResponseModel,
+    llmloopPick(attrs_, 'gen_ai.response.model', aliases) AS ResponseModel,
     llmloopPick(attrs_, 'llmloop.config.id', aliases) AS ConfigId,
     attrs_['llmloop.config.fingerprint'] AS ConfigFingerprint,
     llmloopPick(attrs_, 'llmloop.rollout.name', aliases) AS RolloutName,
@@ -206,11 +271,10 @@ SELECT
     -- InputTokens includes cache reads and writes (the OTel convention); sources listed in
     -- input_excludes_cache report Anthropic's uncached count, so their cache counts are added.
     toUInt64OrNull(llmloopPick(attrs_, 'gen_ai.usage.input_tokens', aliases))
-        + if(has(input_excludes_cache, ScopeName), ifNull(CacheReadTokens, 0) + ifNull(CacheWriteTokens, 0), 0)
-        AS InputTokens,
+        + if(has(input_excludes_cache, ScopeName), ifNull(cache_read_, 0) + ifNull(cache_write_, 0), 0) AS InputTokens,
     toUInt64OrNull(llmloopPick(attrs_, 'gen_ai.usage.output_tokens', aliases)) AS OutputTokens,
-    toUInt64OrNull(llmloopPick(attrs_, 'gen_ai.usage.cache_read.input_tokens', aliases)) AS CacheReadTokens,
-    toUInt64OrNull(llmloopPick(attrs_, 'gen_ai.usage.cache_write.input_tokens', aliases)) AS CacheWriteTokens,
+    cache_read_ AS CacheReadTokens,
+    cache_write_ AS CacheWriteTokens,
     toUInt64OrNull(llmloopPick(attrs_, 'gen_ai.usage.reasoning.output_tokens', aliases)) AS ReasoningTokens,
     coalesce(
         toFloat64OrNull(attrs_['gen_ai.response.time_to_first_chunk']),
@@ -270,8 +334,6 @@ SELECT
                                        JSONExtractRaw(attrs_['input.value'], 'system'))),
         JSONHas(attrs_['ai.prompt'], 'system'),
             llmloopJsonInstructions(JSONExtractString(attrs_['ai.prompt'], 'system')),
-        '') AS SystemInstructions
-FROM {{db}}.otlp_traces_in
-ARRAY JOIN resource_spans
-ARRAY JOIN resource_spans.scope_spans AS scope_spans
-ARRAY JOIN scope_spans.spans AS span;
+        '') AS SystemInstructions)
+FROM {{db}}.spans_staging
+WHERE llmloopForeign(SpanAttributes, `Events.Name`, foreign_pattern);
