@@ -19,6 +19,7 @@ class Config:
     http_port: int = 4318
     sql_port: int = 8123
     token: str | None = None
+    admin_token: str | None = None  # needed for registry writes (configs, rollout actions); default: token
     tls_cert: Path | None = None  # PEM certificate chain; with tls_key, every port speaks TLS
     tls_key: Path | None = None
     layout: Layout = field(default_factory=Layout)

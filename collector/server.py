@@ -1,8 +1,9 @@
 """`llmloop serve`: start-up, run, and a graceful shutdown that flushes what was acknowledged.
 
-Phases, each logged: open the store and migrate; start the writers; start OTLP/gRPC; serve
-OTLP/HTTP and the SQL endpoint (one asyncio loop in a thread); wait for SIGTERM/SIGINT; stop
-accepting (HTTP, then gRPC with a grace period); flush the writers.
+Phases, each logged: open the store and migrate; load the rollouts; start the writers; start
+OTLP/gRPC; serve OTLP/HTTP with the registry API and the SQL endpoint (one asyncio loop in a thread);
+wait for SIGTERM/SIGINT; stop accepting (answer long polls, close HTTP, then gRPC with a grace
+period); flush the writers.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import threading
 
 import uvicorn
 
+from llmloop.collector.api import PREFIX, create_api
 from llmloop.collector.config import Config
 from llmloop.collector.decode import LOGS, TRACES
 from llmloop.collector.limits import InflightBudget
@@ -38,6 +40,7 @@ def serve(config: Config, stop: threading.Event | None = None) -> None:
     load_conventions(client, config.layout.database)
     load_startup_prices(client, config.layout.database, config.prices)
     log.info("store %s ready (%d migrations applied)", dsn, len(applied))
+    api, rollouts = create_api(client, config.layout, config.token, config.admin_token)
 
     spool = config.spool_path(dsn)
     writers = {
@@ -66,18 +69,22 @@ def serve(config: Config, stop: threading.Event | None = None) -> None:
                                       ssl_certfile=config.tls_cert if tls else None,
                                       ssl_keyfile=config.tls_key if tls else None))
         for app, port in (
-            (create_otlp_app(writers, budget, config.token, config.max_body_bytes), config.http_port),
+            (create_otlp_app(writers, budget, config.token, config.max_body_bytes, api, PREFIX), config.http_port),
             (create_sql_app(client, config.token), config.sql_port),
         )
     ]
 
     async def run_http() -> None:
-        await asyncio.gather(*(server.serve() for server in servers))
+        watcher = asyncio.create_task(rollouts.watch())
+        try:
+            await asyncio.gather(*(server.serve() for server in servers))
+        finally:
+            watcher.cancel()
 
     http_thread = threading.Thread(target=asyncio.run, args=(run_http(),), name="http", daemon=True)
     http_thread.start()
-    log.info("OTLP/HTTP listening on %s:%d, SQL on %s:%d", config.host, config.http_port,
-             config.host, config.sql_port)
+    log.info("OTLP/HTTP and the API (%s) listening on %s:%d, SQL on %s:%d", PREFIX, config.host,
+             config.http_port, config.host, config.sql_port)
 
     if threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -87,7 +94,8 @@ def serve(config: Config, stop: threading.Event | None = None) -> None:
             log.error("HTTP servers stopped unexpectedly (port in use?); shutting down")
             break
 
-    log.info("shutting down: closing HTTP")
+    log.info("shutting down: answering long polls, closing HTTP")
+    rollouts.close()
     for server in servers:
         server.should_exit = True
     http_thread.join(10)

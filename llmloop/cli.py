@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from llmloop.collector.store import DEFAULT_STORE
+from llmloop.registry_cli import config, rollout
 
 _STORE = click.option("--store", envvar="LLMLOOP_STORE", default=DEFAULT_STORE, show_default=True,
                       help="Store DSN: chdb://PATH (embedded) or http(s)://user:pass@host:port/db. "
@@ -39,6 +40,9 @@ def main() -> None:
               help="Read-only SQL endpoint (ClickHouse HTTP interface subset).")
 @click.option("--token", envvar="LLMLOOP_TOKEN", default=None,
               help="Bearer token required on every endpoint. Env: LLMLOOP_TOKEN.")
+@click.option("--admin-token", envvar="LLMLOOP_ADMIN_TOKEN", default=None,
+              help="Bearer token required to publish configs and act on rollouts (default: --token). "
+                   "Env: LLMLOOP_ADMIN_TOKEN.")
 @click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="PEM certificate (chain); with --tls-key, all ports serve TLS.")
 @click.option("--tls-key", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
@@ -73,7 +77,8 @@ def main() -> None:
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]))
 def serve(cluster, ttl_days, payload_ttl_days, inflight_mb, batch_spans, spool_max_mb, **options) -> None:
-    """Run the OTLP collector (gRPC + HTTP) writing into the store, plus the SQL endpoint."""
+    """Run the OTLP collector (gRPC + HTTP) writing into the store, the registry API (/api/v1 on the
+    HTTP port) and the SQL endpoint."""
     from llmloop.collector.config import Config
     from llmloop.collector.server import serve as run
 
@@ -129,6 +134,10 @@ def sql(query, url, token, fmt) -> None:
         raise click.ClickException(
             f"cannot reach the collector's SQL endpoint at {url} ({exc.reason}); start `llmloop serve` "
             "or pass --url") from None
+
+
+main.add_command(config)
+main.add_command(rollout)
 
 
 def _logging(level: str) -> None:

@@ -30,6 +30,10 @@ def test_cluster_ddl_uses_on_cluster_replicated_engines_and_distributed_tables()
     assert "ENGINE = ReplicatedReplacingMergeTree" in text and "ENGINE = MergeTree" not in text
     assert "ENGINE = Distributed('prod', llmloop, spans_local, cityHash64(TraceId))" in text
     assert "ENGINE = Distributed('prod', llmloop, logs_local, rand())" in text
+    # Registry rows that fold or collapse together share a shard.
+    assert "ENGINE = Distributed('prod', llmloop, configs_local, cityHash64(name))" in text
+    assert "ENGINE = Distributed('prod', llmloop, rollout_events_local, cityHash64(rollout))" in text
+    assert "ENGINE = Distributed('prod', llmloop, feedback_local, cityHash64(id))" in text
     # The ingest views write through the Distributed tables.
     assert "TO llmloop.spans AS" in text and "TO llmloop.logs AS" in text
 

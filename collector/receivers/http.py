@@ -1,4 +1,4 @@
-"""OTLP/HTTP receiver (`/v1/traces`, `/v1/logs`) as a Starlette app.
+"""OTLP/HTTP receiver (`/v1/traces`, `/v1/logs`) as a Starlette app, with the registry API mounted beside.
 
 Protobuf and JSON on the same path, chosen by Content-Type; answers in the request's encoding;
 gzip request bodies; size limit after decompression; google.rpc.Status bodies on errors.
@@ -16,7 +16,8 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
+from starlette.types import ASGIApp
 
 from llmloop.collector.decode import LOGS, TRACES, Decoded, Signal, decode
 from llmloop.collector.errors import BadRequest, CollectorError, Overloaded, TooLarge
@@ -72,8 +73,10 @@ async def _read_body(request: Request, limit: int, budget: InflightBudget) -> tu
 
 
 def create_otlp_app(writers: dict[str, Writer], budget: InflightBudget, token: str | None = None,
-                    max_body_bytes: int = 64 * 1024 * 1024) -> Starlette:
-    """The OTLP/HTTP app; `writers` maps signal name ("traces", "logs") to its writer."""
+                    max_body_bytes: int = 64 * 1024 * 1024, api: ASGIApp | None = None,
+                    api_prefix: str = "/api/v1") -> Starlette:
+    """The OTLP/HTTP app; `writers` maps signal name ("traces", "logs") to its writer; `api` is mounted
+    at `api_prefix` (see `llmloop.collector.api`)."""
 
     def authorized(request: Request) -> bool:
         if not token:
@@ -114,8 +117,11 @@ def create_otlp_app(writers: dict[str, Writer], budget: InflightBudget, token: s
         json_body = request.headers.get("content-type", "").startswith(JSON)
         return _status(404, "llmloop does not store OTLP metrics; send traces and logs only", json_body)
 
-    return Starlette(routes=[
+    routes = [
         Route("/v1/traces", endpoint(TRACES), methods=["POST"]),
         Route("/v1/logs", endpoint(LOGS), methods=["POST"]),
         Route("/v1/metrics", metrics, methods=["POST"]),
-    ])
+    ]
+    if api is not None:
+        routes.append(Mount(api_prefix, app=api))
+    return Starlette(routes=routes)
