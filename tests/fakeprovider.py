@@ -25,7 +25,9 @@ Every request is recorded in `FakeProvider.requests`. Request headers script the
 ``x-fake-usage``            ``input=10,output=5,cache_read=3,cache_creation=2,reasoning=4``: usage numbers,
                             copied as they are into the provider's fields (OpenAI: prompt_tokens,
                             completion_tokens, cached_tokens, reasoning_tokens; Anthropic: input_tokens,
-                            output_tokens, cache_read_input_tokens, cache_creation_input_tokens)
+                            output_tokens, cache_read_input_tokens, cache_creation_input_tokens);
+                            Anthropic only: ``cache_creation_1h=N`` reports N of the cache_creation tokens
+                            as 1-hour writes in ``usage.cache_creation`` (the rest as 5-minute writes)
 ``x-fake-text``             reply with this text instead of the echo
 ``x-fake-model``            report this response model instead of the snapshot
 ``x-fake-retry-after``      ``retry-after`` value on errors (default: ``retry-after: 0`` and ``retry-after-ms: 1``)
@@ -206,6 +208,7 @@ class Reply:
     cache_creation: int
     reasoning: int
     thinking: list[str] | None = None
+    cache_creation_1h: int = 0
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -334,7 +337,8 @@ def _reply(body: dict[str, Any], controls: Controls, *, items: Any, tools: Any, 
                  input_tokens=usage.get("input", max(1, len(_all_text(body).split()))),
                  output_tokens=usage.get("output", output + usage.get("reasoning", 0)),
                  cache_read=usage.get("cache_read", 0), cache_creation=usage.get("cache_creation", 0),
-                 reasoning=usage.get("reasoning", 0), thinking=thoughts)
+                 reasoning=usage.get("reasoning", 0), thinking=thoughts,
+                 cache_creation_1h=usage.get("cache_creation_1h", 0))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -594,7 +598,8 @@ class FakeProvider:
             blocks.append({"type": "text", "text": reply.text})
         usage = {"input_tokens": reply.input_tokens, "cache_creation_input_tokens": reply.cache_creation,
                  "cache_read_input_tokens": reply.cache_read,
-                 "cache_creation": {"ephemeral_5m_input_tokens": reply.cache_creation, "ephemeral_1h_input_tokens": 0},
+                 "cache_creation": {"ephemeral_5m_input_tokens": reply.cache_creation - reply.cache_creation_1h,
+                                    "ephemeral_1h_input_tokens": reply.cache_creation_1h},
                  "output_tokens": reply.output_tokens, "service_tier": "standard"}
         message = {"id": _rid("msg_01"), "type": "message", "role": "assistant", "model": model, "content": blocks,
                    "stop_reason": stop_reason, "stop_sequence": None, "usage": usage}
