@@ -23,12 +23,12 @@ ATTRIBUTES: Final[dict[str, tuple[str, ...]]] = {
     # canonical key: foreign keys, first present wins (the canonical key itself always wins)
     "gen_ai.provider.name": ("gen_ai.system", "llm.provider", "llm.system", "ai.model.provider"),
     "gen_ai.operation.name": ("llm.request.type", "openinference.span.kind", "ai.operationId"),
-    "gen_ai.request.model": ("llm.request.model", "llm.request.model_name", "llm.model_name", "ai.model.id"),
+    "gen_ai.request.model": ("llm.request.model", "llm.request.model_name", "ai.model.id", "embedding.model_name"),
     "gen_ai.response.model": ("llm.response.model", "llm.response.model_name", "ai.response.model",
-                              "llm.model_name"),
+                              "llm.model_name", "embedding.model_name"),
     "gen_ai.response.id": ("ai.response.id", "llm.response.id"),
     "gen_ai.usage.input_tokens": ("gen_ai.usage.prompt_tokens", "llm.usage.prompt_tokens", "llm.token_count.prompt",
-                                  "ai.usage.inputTokens", "ai.usage.promptTokens"),
+                                  "ai.usage.inputTokens", "ai.usage.promptTokens", "ai.usage.tokens"),
     "gen_ai.usage.output_tokens": ("gen_ai.usage.completion_tokens", "llm.usage.completion_tokens",
                                    "llm.token_count.completion", "ai.usage.outputTokens",
                                    "ai.usage.completionTokens"),
@@ -45,7 +45,9 @@ ATTRIBUTES: Final[dict[str, tuple[str, ...]]] = {
                                              "ai.usage.reasoningTokens",
                                              "ai.usage.outputTokenDetails.reasoningTokens"),
     "gen_ai.usage.cost": ("llm.cost.total",),
-    "gen_ai.response.finish_reasons": ("llm.finish_reason", "ai.response.finishReason"),
+    "llmloop.usage.cache_write_1h.input_tokens": ("anthropic.usage.cache_creation.ephemeral_1h_input_tokens",),
+    "gen_ai.response.finish_reasons": ("llm.finish_reason", "ai.response.finishReason",
+                                       "anthropic.message.stop_reason"),
     "gen_ai.conversation.id": ("session.id", "traceloop.association.properties.session_id",
                                "ai.telemetry.metadata.sessionId"),
     "gen_ai.input.messages": ("ai.prompt.messages",),
@@ -58,6 +60,26 @@ ATTRIBUTES: Final[dict[str, tuple[str, ...]]] = {
                             "ai.telemetry.metadata.llmloop.rollout.arm"),
 }
 """Scalar attributes: canonical key -> the foreign keys that carry the same fact, in priority order."""
+
+QUERY_TIME_ATTRIBUTES: Final[tuple[str, ...]] = ("gen_ai.usage.cost", "llmloop.usage.cache_write_1h.input_tokens")
+"""Canonical keys read when querying (`llmloop.genai_calls` cost), not at ingest: their aliases do not
+make a span foreign."""
+
+JSON_ATTRIBUTES: Final[dict[str, tuple[str, ...]]] = {
+    "gen_ai.request.model": ("llm.invocation_parameters#model", "embedding.invocation_parameters#model",
+                             "input.value#model"),
+}
+"""Like `ATTRIBUTES`, for facts inside a JSON attribute (`key#field`), used when no alias is present."""
+
+SPAN_OPERATIONS: Final[dict[str, str]] = {
+    # some libraries mislabel the operation attribute (legacy OpenLLMetry calls Anthropic chats "completion")
+    "anthropic.chat": "chat",
+    "anthropic.completion": "text_completion",
+    "openai.chat": "chat",
+    "openai.completion": "text_completion",
+    "openai.embeddings": "embeddings",
+}
+"""Span names that say the operation, trusted over a foreign operation attribute (not over ours)."""
 
 MILLISECOND_ATTRIBUTES: Final[dict[str, tuple[str, ...]]] = {
     "gen_ai.response.time_to_first_chunk": ("ai.response.msToFirstChunk", "ai.stream.msToFirstChunk"),
@@ -145,7 +167,9 @@ INPUT_EXCLUDES_CACHE: Final[tuple[str, ...]] = ()
 
 def foreign_pattern() -> str:
     """A regular expression matching every attribute key that marks a span as foreign (see 0006)."""
-    keys = {key for table in (ATTRIBUTES, MILLISECOND_ATTRIBUTES) for sources in table.values() for key in sources}
+    keys = {key for table in (ATTRIBUTES, MILLISECOND_ATTRIBUTES) for canonical, sources in table.items()
+            if canonical not in QUERY_TIME_ATTRIBUTES for key in sources}
+    keys.update(path.split("#")[0] for paths in JSON_ATTRIBUTES.values() for path in paths)
     keys.update(STRUCTURAL_KEYS)
     exact = "|".join(re.escape(key) for key in sorted(keys))
     prefixes = "|".join(re.escape(prefix) for prefix in FLATTENED_PREFIXES)
@@ -157,7 +181,9 @@ def tables() -> list[tuple[str, str, list[str]]]:
     rows = [("attribute", key, list(sources)) for key, sources in ATTRIBUTES.items()]
     rows += [("millisecond_attribute", key, list(sources)) for key, sources in MILLISECOND_ATTRIBUTES.items()]
     rows += [("provider", key, [value]) for key, value in PROVIDERS.items()]
+    rows += [("json_attribute", key, list(paths)) for key, paths in JSON_ATTRIBUTES.items()]
     rows += [("operation", key, [value]) for key, value in OPERATIONS.items()]
+    rows += [("span_operation", key, [value]) for key, value in SPAN_OPERATIONS.items()]
     rows += [("input_excludes_cache", scope, []) for scope in INPUT_EXCLUDES_CACHE]
     rows.append(("foreign_pattern", foreign_pattern(), []))
     return rows

@@ -93,11 +93,11 @@ class Collector:
         with urllib.request.urlopen(request, timeout=30, context=self.ssl_context()) as resp:
             return [json.loads(line) for line in resp.read().decode().splitlines() if line]
 
-    def wait_rows(self, query: str, count: int, timeout: float = 20) -> list[dict]:
+    def wait_rows(self, query: str, count: int, timeout: float = 20, **params: object) -> list[dict]:
         """Poll `query` until it returns at least `count` rows."""
         deadline = time.monotonic() + timeout
         while True:
-            rows = self.sql(query)
+            rows = self.sql(query, **params)
             if len(rows) >= count or time.monotonic() > deadline:
                 return rows
             time.sleep(0.1)

@@ -45,11 +45,13 @@ def send(collector: Collector, attributes: dict, *, scope: str = "test.scope", e
 def test_canonical_names_win_over_aliases_and_stay_in_span_attributes(collector: Collector) -> None:
     row = send(collector, {"gen_ai.usage.input_tokens": 10, "gen_ai.usage.prompt_tokens": 99,
                            "llm.token_count.completion": 7, "gen_ai.system": "Anthropic",
-                           "llm.model_name": "claude-sonnet-4-5-20250929", "gen_ai.operation.name": "chat"})
+                           "llm.model_name": "claude-sonnet-4-5-20250929", "gen_ai.operation.name": "chat",
+                           "llm.invocation_parameters": '{"model": "claude-sonnet-4-5", "max_tokens": 64}'})
     assert row["InputTokens"] == 10
     assert row["OutputTokens"] == 7
     assert row["Provider"] == "anthropic"
-    assert row["RequestModel"] == row["ResponseModel"] == "claude-sonnet-4-5-20250929"
+    assert row["RequestModel"] == "claude-sonnet-4-5"  # from the JSON of the request parameters
+    assert row["ResponseModel"] == "claude-sonnet-4-5-20250929"
     assert row["SpanAttributes"]["gen_ai.usage.prompt_tokens"] == "99"
     assert row["SpanAttributes"]["gen_ai.system"] == "Anthropic"
 

@@ -8,7 +8,7 @@
 -- * structure (flattened messages, events, request/response JSON) is the functions below.
 -- Every mapped attribute stays in SpanAttributes as it came (full fidelity).
 CREATE TABLE IF NOT EXISTS {{db}}.conventions {{on_cluster}} (
-    mapping LowCardinality(String),   -- attribute | millisecond_attribute | provider | operation | input_excludes_cache
+    mapping LowCardinality(String),   -- which table of llmloop.semconv.mapping (see mapping.tables())
     key String,
     targets Array(String),
     generation UInt64
@@ -18,6 +18,11 @@ ORDER BY (mapping, key);
 -- The value of `key`, else of the first of its foreign aliases present in `attrs`.
 CREATE FUNCTION IF NOT EXISTS llmloopPick {{on_cluster}} AS (attrs, key, aliases) ->
     attrs[arrayFirst(k -> mapContains(attrs, k), arrayConcat([key], aliases[key]))];
+
+-- The first non-empty field of a JSON attribute among `paths` (`key#field`, e.g. `llm.invocation_parameters#model`).
+CREATE FUNCTION IF NOT EXISTS llmloopPickJson {{on_cluster}} AS (attrs, paths) ->
+    arrayFirst(v -> v != '', arrayMap(p -> JSONExtractString(attrs[splitByChar('#', p)[1]], splitByChar('#', p)[2]),
+                                      paths));
 
 -- A provider name as the spec spells it: the mapped value, else the mapped first dotted part
 -- (`openai.chat` -> `openai`), else the value in lower case.
@@ -247,6 +252,10 @@ WITH
      WHERE mapping = 'provider' AND generation = generation_) AS providers,
     (SELECT CAST((groupArray(key), groupArray(targets[1])), 'Map(String, String)') FROM {{db}}.conventions FINAL
      WHERE mapping = 'operation' AND generation = generation_) AS operations,
+    (SELECT CAST((groupArray(key), groupArray(targets[1])), 'Map(String, String)') FROM {{db}}.conventions FINAL
+     WHERE mapping = 'span_operation' AND generation = generation_) AS span_operations,
+    (SELECT CAST((groupArray(key), groupArray(targets)), 'Map(String, Array(String))') FROM {{db}}.conventions FINAL
+     WHERE mapping = 'json_attribute' AND generation = generation_) AS json_aliases,
     (SELECT groupArray(key) FROM {{db}}.conventions FINAL
      WHERE mapping = 'input_excludes_cache' AND generation = generation_) AS input_excludes_cache,
     -- What the typed columns read: the span's attributes over those of the newer operation-details
@@ -261,8 +270,12 @@ WITH
     toUInt64OrNull(llmloopPick(attrs_, 'gen_ai.usage.cache_write.input_tokens', aliases)) AS cache_write_
 SELECT * REPLACE (
     llmloopProvider(llmloopPick(attrs_, 'gen_ai.provider.name', aliases), providers) AS Provider,
-    if(mapContains(operations, operation_), operations[operation_], operation_) AS Operation,
-    llmloopPick(attrs_, 'gen_ai.request.model', aliases) AS RequestModel,
+    multiIf(attrs_['gen_ai.operation.name'] != '', attrs_['gen_ai.operation.name'],
+            mapContains(span_operations, SpanName), span_operations[SpanName],
+            mapContains(operations, operation_), operations[operation_],
+            operation_) AS Operation,
+    if(llmloopPick(attrs_, 'gen_ai.request.model', aliases) != '', llmloopPick(attrs_, 'gen_ai.request.model', aliases),
+       llmloopPickJson(attrs_, json_aliases['gen_ai.request.model'])) AS RequestModel,
     llmloopPick(attrs_, 'gen_ai.response.model', aliases) AS ResponseModel,
     llmloopPick(attrs_, 'llmloop.config.id', aliases) AS ConfigId,
     attrs_['llmloop.config.fingerprint'] AS ConfigFingerprint,
