@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
@@ -49,6 +50,50 @@ def _log_problem(record: Any) -> str | None:
     return None
 
 
+def _children(value: Any) -> list[Any]:
+    kind = value.WhichOneof("value")
+    if kind == "array_value":
+        return list(value.array_value.values)
+    if kind == "kvlist_value":
+        return [kv.value for kv in value.kvlist_value.values]
+    return []
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+
+
+def _json(value: Any) -> Any:
+    """An AnyValue as a JSON value, the way the ingest views render one (bytes as base64)."""
+    kind = value.WhichOneof("value")
+    if kind == "string_value":
+        return _text(value.string_value)
+    if kind == "bytes_value":
+        return base64.b64encode(value.bytes_value).decode()
+    if kind == "array_value":
+        return [_json(item) for item in value.array_value.values]
+    if kind == "kvlist_value":
+        return {_text(kv.key): _json(kv.value) for kv in value.kvlist_value.values}
+    if kind == "double_value" and not math.isfinite(value.double_value):
+        return None
+    return getattr(value, kind) if kind else None
+
+
+def _flatten_deep_values(record: Any) -> bool:
+    """Replace a body or attribute nested deeper than the store's schema reads (see protoschema's
+    MAX_REPEAT) by its JSON text, which is what the views would render: GenAI events carry whole
+    messages (`gen_ai.choice` bodies, structured `gen_ai.input.messages`) as nested values. True if
+    something was replaced."""
+    changed = False
+    for value in (record.body, *(kv.value for kv in record.attributes)):
+        if any(_children(child) for child in _children(value)):
+            text = json.dumps(_json(value), ensure_ascii=False, separators=(",", ":"))
+            value.Clear()
+            value.string_value = text if isinstance(value.string_value, str) else text.encode()
+            changed = True
+    return changed
+
+
 @dataclass(frozen=True)
 class Signal:
     """One OTLP signal: its messages, the nesting of its items, and how items are checked."""
@@ -61,6 +106,7 @@ class Signal:
     rejected_field: str  # field of partial_success that counts rejected items
     problem: Callable[[Any], str | None]
     id_fields: tuple[str, ...]  # JSON fields holding hex ids (OTLP/JSON deviates from proto3 here)
+    rewrite: Callable[[Any], bool] | None = None  # adapts an accepted item for the store; True if changed
 
     @cached_property
     def lenient_request(self) -> type[Message]:
@@ -87,6 +133,7 @@ LOGS = Signal(
     "rejected_log_records",
     _log_problem,
     ("traceId", "spanId"),
+    _flatten_deep_values,
 )
 
 
@@ -131,6 +178,8 @@ def decode(signal: Signal, body: bytes, json_body: bool) -> Decoded:
                 problem = signal.problem(item)
                 if problem is None:
                     keep.append(item)
+                    if signal.rewrite is not None and signal.rewrite(item):
+                        changed = True
                 else:
                     reasons[problem] = reasons.get(problem, 0) + 1
             if len(keep) != len(items):

@@ -119,6 +119,8 @@ def lenient_message_class(root: Descriptor) -> type[Message]:
             return names[desc.full_name]
         name = names[desc.full_name] = desc.full_name.replace(".", "_")
         message = file.message_type.add(name=name)
+        for oneof in desc.oneofs:  # kept: presence (an AnyValue's int_value 0) survives re-encoding
+            message.oneof_decl.add(name=oneof.name)
         for field in desc.fields:
             proto = message.field.add(
                 name=field.name, number=field.number,
@@ -126,6 +128,8 @@ def lenient_message_class(root: Descriptor) -> type[Message]:
                 else FieldDescriptor.TYPE_INT32 if field.type == FieldDescriptor.TYPE_ENUM else field.type,
                 label=descriptor_pb2.FieldDescriptorProto.LABEL_REPEATED if field.is_repeated
                 else descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL)
+            if field.containing_oneof is not None:
+                proto.oneof_index = desc.oneofs.index(field.containing_oneof)
             if field.message_type is not None:
                 proto.type_name = f".{package}.{add(field.message_type)}"
         return name

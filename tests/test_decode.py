@@ -7,6 +7,7 @@ import json
 import os
 
 import pytest
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
 from llmloop.collector.decode import LOGS, TRACES, decode
@@ -86,3 +87,37 @@ def test_invalid_utf8_in_a_string_does_not_cost_the_request() -> None:
     body = request.SerializeToString().replace(b"abcd", b"ab\xff\xfe")
     decoded = decode(TRACES, body, json_body=False)
     assert (decoded.accepted, decoded.rejected) == (2, 0) and decoded.payload is body
+
+
+def test_zero_and_empty_values_survive_re_encoding_after_a_rejection() -> None:
+    request = trace_service_pb2.ExportTraceServiceRequest()
+    spans = request.resource_spans.add().scope_spans.add().spans
+    good = spans.add(trace_id=b"\1" * 16, span_id=b"\1" * 8, name="good")
+    good.attributes.add(key="zero").value.int_value = 0
+    good.attributes.add(key="false").value.bool_value = False
+    good.attributes.add(key="empty").value.string_value = ""
+    spans.add(trace_id=b"\1" * 3, span_id=b"\1" * 8, name="bad")
+    decoded = decode(TRACES, request.SerializeToString(), json_body=False)
+    assert decoded.rejected == 1
+    kept = trace_service_pb2.ExportTraceServiceRequest.FromString(decoded.payload).resource_spans[0].scope_spans[0]
+    assert [kv.value.WhichOneof("value") for kv in kept.spans[0].attributes] == [
+        "int_value", "bool_value", "string_value"]
+
+
+def test_log_values_nested_deeper_than_the_schema_become_json_text() -> None:
+    request = logs_service_pb2.ExportLogsServiceRequest()
+    record = request.resource_logs.add().scope_logs.add().log_records.add()
+    record.attributes.add(key="event.name").value.string_value = "gen_ai.choice"
+    body = record.body.kvlist_value.values
+    body.add(key="finish_reason").value.string_value = "stop"
+    message = body.add(key="message").value.kvlist_value.values
+    message.add(key="role").value.string_value = "assistant"
+    message.add(key="content").value.string_value = "hi"
+    shallow = record.attributes.add(key="shallow").value.kvlist_value.values
+    shallow.add(key="n").value.int_value = 1
+    decoded = decode(LOGS, request.SerializeToString(), json_body=False)
+    out = logs_service_pb2.ExportLogsServiceRequest.FromString(decoded.payload).resource_logs[0]
+    stored = out.scope_logs[0].log_records[0]
+    assert json.loads(stored.body.string_value) == {"finish_reason": "stop",
+                                                    "message": {"role": "assistant", "content": "hi"}}
+    assert stored.attributes[1].value.WhichOneof("value") == "kvlist_value"  # readable by the schema: kept
