@@ -508,18 +508,7 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-def router(
-    name: str,
-    *,
-    url: str | None = None,
-    token: str | None = None,
-    default: Mapping[str, Any] | str | os.PathLike[str] | None = None,
-    initial_timeout: float = 2.0,
-    poll_wait: float = 30.0,
-    retry_max: float = 2.0,
-    shadow_workers: int = 4,
-    shadow_pending: int = 64,
-) -> Router:
+def router(name: str, *, url: str | None = None, **options: Any) -> Router:
     """The router of rollout `name` at the collector `url` (one per name and URL: later calls return it).
 
     `url`: the collector's HTTP base URL; default `LLMLOOP_URL`, else the host of
@@ -528,15 +517,12 @@ def router(
     control until the collector answers. `initial_timeout`: how long `choose` may wait for the first
     state when there is no default. `poll_wait`: the long-poll's hold time; `retry_max`: the cap of
     the retry backoff while the collector is unreachable. `shadow_workers` threads run shadow calls,
-    with at most `shadow_pending` waiting or running (more are dropped).
+    with at most `shadow_pending` waiting or running (more are dropped). `options` are `Router`'s.
     """
     resolved = resolve_url(url)
     with _cache_lock:
         existing = _cache.get((name, resolved))
         if existing is not None and not existing.closed:
             return existing
-        created = Router(name, url=resolved, token=token, default=default, initial_timeout=initial_timeout,
-                         poll_wait=poll_wait, retry_max=retry_max, shadow_workers=shadow_workers,
-                         shadow_pending=shadow_pending)
-        _cache[(name, resolved)] = created
+        created = _cache[(name, resolved)] = Router(name, url=resolved, **options)
         return created

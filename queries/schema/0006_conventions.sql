@@ -350,3 +350,12 @@ SELECT * REPLACE (
         '') AS SystemInstructions)
 FROM {{db}}.spans_staging
 WHERE llmloopForeign(SpanAttributes, `Events.Name`, foreign_pattern);
+
+-- One meaning per token column, whatever convention the span used (visible in DESCRIBE).
+ALTER TABLE {{db}}.spans{{local}} {{on_cluster}}
+    COMMENT COLUMN InputTokens 'all input tokens, cache reads and cache writes included (OTel: gen_ai.usage.input_tokens)',
+    COMMENT COLUMN OutputTokens 'all output tokens, reasoning included (gen_ai.usage.output_tokens)',
+    COMMENT COLUMN CacheReadTokens 'input tokens read from the prompt cache (part of InputTokens)',
+    COMMENT COLUMN CacheWriteTokens 'input tokens written to the prompt cache (part of InputTokens)',
+    COMMENT COLUMN ReasoningTokens 'reasoning tokens (part of OutputTokens)',
+    COMMENT COLUMN TimeToFirstChunk 'seconds from the request to the first streamed chunk';
