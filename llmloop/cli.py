@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from llmloop.collector.store import DEFAULT_STORE
+from llmloop.prices_cli import prices
 from llmloop.registry_cli import config, rollout
 
 _STORE = click.option("--store", envvar="LLMLOOP_STORE", default=DEFAULT_STORE, show_default=True,
@@ -138,6 +139,7 @@ def sql(query, url, token, fmt) -> None:
 
 main.add_command(config)
 main.add_command(rollout)
+main.add_command(prices)
 
 
 def _logging(level: str) -> None:

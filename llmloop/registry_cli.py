@@ -48,7 +48,9 @@ class Api:
         if token:
             headers["Authorization"] = f"Bearer {token}"
         data = None
-        if body is not None:
+        if isinstance(body, bytes):  # a file sent as it is (prices)
+            data, headers["Content-Type"] = body, "application/toml"
+        elif body is not None:
             data, headers["Content-Type"] = json.dumps(body).encode(), "application/json"
         request = urllib.request.Request(url, data=data, method=method, headers=headers)
         try:

@@ -41,7 +41,7 @@ if sys.version_info >= (3, 11):
 else:
     import tomli as tomllib
 
-__all__ = ["PRICE_FIELDS", "Price", "PriceError", "load_prices"]
+__all__ = ["PRICE_FIELDS", "Price", "PriceError", "load_prices", "parse_prices"]
 
 PRICE_FIELDS: Final = ("input", "output", "cache_read", "cache_write", "cache_write_1h", "reasoning")
 """The per-token-kind price columns, in table order (USD per 1M tokens)."""
@@ -85,6 +85,11 @@ def load_prices(path: str | Path | None = None) -> list[Price]:
             text = Path(path).read_text(encoding="utf-8")
         except OSError as e:
             raise PriceError(f"{name}: cannot read prices file: {e}") from e
+    return parse_prices(text, name)
+
+
+def parse_prices(text: str, name: str) -> list[Price]:
+    """Validate the text of a prices file (`name` says where it came from, for error messages)."""
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:

@@ -70,7 +70,8 @@ def test_reported_cost_wins_and_unknown_models_are_listed(collector: Collector) 
                                           "llm.cost.total": 0.25})["CostUsd"] == 0.25
     model = f"homegrown-{uuid.uuid4().hex[:8]}"
     assert call(collector, "2025-11-01", tokens(model, "acme", 10, 10))["CostUsd"] is None
-    rows = collector.sql(queries.load("analysis/unpriced_models.sql"), since="2025-01-01 00:00:00")
+    query = queries.render(queries.load("analysis/unpriced_models.sql"), queries.Layout())[0]
+    rows = collector.sql(query, since="2025-01-01 00:00:00")
     assert model in {row["Model"] for row in rows}
 
 

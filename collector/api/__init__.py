@@ -1,4 +1,4 @@
-"""The registry API served under `/api/v1` on the OTLP/HTTP port: configs, rollouts, feedback.
+"""The API served under `/api/v1` on the OTLP/HTTP port: configs, rollouts, feedback, prices.
 
 `create_api` builds the FastAPI app and the `RolloutHub` behind it; run `hub.watch()` on the loop
 that serves the app and call `hub.close()` to release long polls at shutdown.
@@ -16,6 +16,7 @@ from llmloop.collector.api.configs import ConfigStore
 from llmloop.collector.api.feedback import feedback_routes
 from llmloop.collector.api.http import Auth, install_error_handlers
 from llmloop.collector.api.hub import RolloutHub
+from llmloop.collector.api.price_routes import price_routes
 from llmloop.collector.api.rollout_routes import rollout_routes
 from llmloop.queries import Layout
 
@@ -37,6 +38,7 @@ def create_api(client: Client, layout: Layout, token: str | None = None,
     app.include_router(config_routes(configs, auth))
     app.include_router(rollout_routes(hub, configs, auth))
     app.include_router(feedback_routes(client, layout, auth))
+    app.include_router(price_routes(client, layout, auth))
 
     @app.get("/openapi.json", dependencies=[Depends(auth.read)], include_in_schema=False)
     async def openapi() -> dict[str, Any]:

@@ -2,7 +2,7 @@
 -- to a price override file. Parameter: since (DateTime).
 SELECT Provider, if(ResponseModel != '', ResponseModel, RequestModel) AS Model, count() AS Calls,
        min(Timestamp) AS FirstSeen, max(Timestamp) AS LastSeen
-FROM llmloop.genai_calls
+FROM {{db}}.genai_calls
 WHERE CostUsd IS NULL AND Timestamp >= {since:DateTime}
 GROUP BY Provider, Model
 ORDER BY Calls DESC
