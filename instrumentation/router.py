@@ -45,6 +45,9 @@ R = TypeVar("R")
 BUCKETS = 10_000
 """Keys hash into this many buckets; the canary takes buckets below weight x 100 (0.01% steps)."""
 
+MAX_POLL_WAIT = 60.0
+"""The longest hold the collector grants a long poll (`wait` above it is refused)."""
+
 NAME = re.compile(r"[a-z0-9][a-z0-9._-]*")
 """A config (and rollout) name: the part of a config id before '@'."""
 
@@ -231,7 +234,7 @@ class Router:
                              f"'@version'), not {name!r}")
         self.name = name
         self.url = resolve_url(url)
-        self.poll_wait = poll_wait
+        self.poll_wait = min(poll_wait, MAX_POLL_WAIT)
         self.retry_max = retry_max
         self.shadow_workers = shadow_workers
         self.shadow_pending = shadow_pending
@@ -415,13 +418,11 @@ class Router:
             self._recovered()
             etag = resp_headers.get("etag")
             changed = etag != self._etag
-            self._etag = etag
             try:
                 self._state = _State.parse(payload, self.name)
-            except (TypeError, ValueError) as exc:
-                self._problem = f"malformed rollout state: {exc}"
-                log.warning("llmloop router %r: ignoring a malformed rollout state from %s (%s); still serving "
-                            "version %s", self.name, self.url, exc, self.version)
+                self._etag = etag  # only once parsed: a malformed state is fetched again, not waited past
+            except (TypeError, ValueError) as exc:  # keep serving what we have; ask again after a backoff
+                return self._failed(f"malformed rollout state: {exc}")
             self._ready.set()
             # Without an ETag, or when the server answers at once with the same one, it does not long-poll.
             return 0.0 if etag and (changed or not quick) else self.retry_max / 2
@@ -515,7 +516,7 @@ def router(name: str, *, url: str | None = None, **options: Any) -> Router:
     `OTEL_EXPORTER_OTLP_ENDPOINT` on port 4318, else `http://127.0.0.1:4318`. `token`: default
     `LLMLOOP_TOKEN`. `default`: a config document (mapping) or a `.toml`/`.yaml` config file, served as
     control until the collector answers. `initial_timeout`: how long `choose` may wait for the first
-    state when there is no default. `poll_wait`: the long-poll's hold time; `retry_max`: the cap of
+    state when there is no default. `poll_wait`: the long-poll's hold time (at most 60 s); `retry_max`: the cap of
     the retry backoff while the collector is unreachable. `shadow_workers` threads run shadow calls,
     with at most `shadow_pending` waiting or running (more are dropped). `options` are `Router`'s.
     """

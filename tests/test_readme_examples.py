@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -17,7 +19,7 @@ from tests.conftest import Collector
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 EXAMPLES = [shlex.split(line)[-1] for line in README.read_text().splitlines()
-            if re.match(r"^llmloop sql \"SELECT .*genai_calls", line)]
+            if re.match(r"^llmloop sql \"SELECT .*(genai_calls|feedback)", line)]
 
 
 @pytest.fixture(scope="module")
@@ -29,15 +31,20 @@ def with_calls(collector: Collector) -> Collector:
         with provider.get_tracer("readme").start_as_current_span(f"chat {model}", attributes={
                 "gen_ai.operation.name": "chat", "gen_ai.response.model": model, "llmloop.config.id": config,
                 "gen_ai.usage.input_tokens": 1000, "gen_ai.usage.output_tokens": 100,
-                "gen_ai.response.time_to_first_chunk": 0.2}):
+                "gen_ai.response.time_to_first_chunk": 0.2}) as span:
             time.sleep(0.01)
+        feedback = {"trace_id": f"{span.get_span_context().trace_id:032x}", "thumbs": "down", "config_id": config}
+        request = urllib.request.Request(f"{collector.http_url}/api/v1/feedback", json.dumps(feedback).encode(),
+                                         {"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.status == 202
     provider.shutdown()
     collector.wait_rows("SELECT 1 FROM llmloop.genai_calls WHERE ServiceName = 'readme'", 3)
     return collector
 
 
 def test_readme_has_the_examples() -> None:
-    assert len(EXAMPLES) >= 4
+    assert len(EXAMPLES) >= 6
 
 
 @pytest.mark.parametrize("query", EXAMPLES)

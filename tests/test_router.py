@@ -180,6 +180,10 @@ def test_malformed_state_keeps_the_last_good_one(make: Any) -> None:
     assert router.choose("k").arm == "canary"
 
 
+def test_long_poll_hold_is_capped_at_what_the_collector_grants(make: Any) -> None:
+    assert make(poll_wait=90).poll_wait == 60  # a longer wait would be refused (422) and updates stop
+
+
 def test_config_values_are_read_only_but_usable_as_plain_data(make: Any) -> None:
     cfg = make().choose("k")
     with pytest.raises(TypeError, match="read-only"):

@@ -6,6 +6,7 @@ import hmac
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
+from clickhouse_connect.driver.exceptions import DatabaseError
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -68,6 +69,11 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         return error(*_validation_message(exc))
+
+    @app.exception_handler(DatabaseError)
+    async def store_error(request: Request, exc: DatabaseError) -> JSONResponse:
+        return error(503, f"the store failed; retry shortly ({str(exc)[:300]})",
+                     {"Retry-After": "1"})
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:

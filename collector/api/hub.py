@@ -13,6 +13,7 @@ import json
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
@@ -22,7 +23,7 @@ from starlette.concurrency import run_in_threadpool
 
 from llmloop import queries
 from llmloop.collector.api.configs import ConfigStore
-from llmloop.collector.api.rollouts import Event, State, fold
+from llmloop.collector.api.rollouts import Event, RolloutError, State, fold
 from llmloop.queries import Layout
 
 log = logging.getLogger("llmloop.rollouts")
@@ -30,7 +31,8 @@ log = logging.getLogger("llmloop.rollouts")
 POLL_INTERVAL = 1.0
 """Seconds between looks at the events table for other collectors' events."""
 
-_COLUMNS = ["rollout", "seq", "time", "action", "actor", "reason", "control", "canary", "shadow", "weight", "steps"]
+_COLUMNS = ["rollout", "seq", "time", "action", "actor", "reason", "control", "canary", "shadow", "weight", "steps",
+            "writer"]
 
 
 def _iso(time_ms: int) -> str:
@@ -71,6 +73,7 @@ class RolloutHub:
         self._insert_settings = {"distributed_foreground_insert": 1} if layout.cluster else {}
         self._events_sql = queries.render(queries.load("registry/rollout_events.sql"), layout)[0]
         self._versions_sql = queries.render(queries.load("registry/rollout_versions.sql"), layout)[0]
+        self._writer_sql = queries.render(queries.load("registry/rollout_writer.sql"), layout)[0]
         self._lock = threading.Lock()  # an action reads, decides and appends as one step
         self._rollouts: dict[str, Rollout] = {}
         self._changed: dict[str, asyncio.Event] = {}
@@ -127,10 +130,16 @@ class RolloutHub:
         with self._lock:
             events = self._newest_events(name)
             event = decide(fold(name, events), time.time_ns() // 1_000_000)
+            writer = uuid.uuid4().hex
             row = [event.rollout, event.seq, datetime.fromtimestamp(event.time_ms / 1000, timezone.utc),
                    event.action, event.actor, event.reason, event.control, event.canary, event.shadow,
-                   event.weight, list(event.steps)]
-            self._client.insert(self._table, [row], column_names=_COLUMNS, settings=self._insert_settings)
+                   event.weight, list(event.steps), writer]
+            self._client.insert(self._table, [row], column_names=_COLUMNS, settings={
+                **self._insert_settings, "insert_deduplication_token": f"{event.rollout}:{event.seq}"})
+            stored = self._client.query(self._writer_sql, parameters={"rollout": name, "seq": event.seq})
+            if [row[0] for row in stored.result_rows] != [writer]:  # another collector appended this seq first
+                raise RolloutError(409, f"rollout {name!r} changed at the same moment through another collector; "
+                                        "read its state (`llmloop rollout status`) and try again")
             return self._rollout(name, [*events, event])
 
     # Other collectors' events

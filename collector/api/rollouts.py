@@ -74,8 +74,9 @@ def apply(state: State, event: Event) -> State:
                        weight=event.weight, steps=event.steps, paused=False)
     if event.action == "step":
         return replace(state, weight=event.weight)
-    if event.action == "promote":
-        return replace(state, control=event.control, canary="", weight=0.0, steps=(), paused=False)
+    if event.action == "promote":  # a shadow of the new control would only repeat it
+        return replace(state, control=event.control, canary="", weight=0.0, steps=(), paused=False,
+                       shadow="" if state.shadow == event.control else state.shadow)
     if event.action == "rollback":
         return replace(state, canary="", shadow="", weight=0.0, steps=(), paused=False)
     if event.action in ("pause", "resume"):
@@ -130,8 +131,10 @@ def start(state: State, canary: str, published: Mapping[str, str], control: str 
                                     f"{state.name!r}: a rollout routes between versions of one config name")
     if canary == control:
         raise RolloutError(422, f"canary {canary} is already the control of rollout {state.name!r}")
-    if shadow == control:
-        raise RolloutError(422, f"shadow {shadow} is the control of rollout {state.name!r}: shadow another version")
+    if shadow in (control, canary):
+        role = "control" if shadow == control else "canary"
+        raise RolloutError(422, f"shadow {shadow} is the {role} of rollout {state.name!r}: it would run twice on "
+                                "the same input; shadow another version")
     plan = tuple(float(step) for step in (steps or DEFAULT_STEPS))
     if any(not 0 < step <= 100 for step in plan) or any(a >= b for a, b in pairwise(plan)):
         raise RolloutError(422, f"steps must increase strictly, each above 0 and at most 100; got {list(plan)}")

@@ -6,7 +6,10 @@
 --   publication (earliest `published`), so what an id means never changes.
 -- * rollout_events: append-only. A rollout's state is the fold of its events in `seq` order
 --   (collector/api/rollouts.py); nothing is updated or deleted, so history is kept. (rollout, seq)
---   is the key, so a replayed insert collapses (ReplacingMergeTree; read with FINAL).
+--   is the key, so a replayed insert collapses (ReplacingMergeTree; read with FINAL). Collectors
+--   sharing a server may race for the next seq: each append carries the deduplication token
+--   `rollout:seq`, so the store keeps the first and drops the others, and a collector that reads
+--   back another `writer` answers 409 instead of claiming its action.
 -- * feedback: a user's feedback on a span, a trace or a provider response. `id` is the client's id
 --   for one piece of feedback, so a retried delivery is one row after merge: count with FINAL (or
 --   uniqExact(id)), as with spans. Join to spans by trace_id = TraceId (and span_id = SpanId), both
@@ -42,9 +45,11 @@ CREATE TABLE IF NOT EXISTS {{db}}.rollout_events{{local}} {{on_cluster}} (
     canary String,
     shadow String,
     weight Float64,                             -- canary share in percent
-    steps Array(Float64)
+    steps Array(Float64),
+    writer String                               -- a unique id per append: who won a race for `seq`
 ) ENGINE = {{replicated}}ReplacingMergeTree
-ORDER BY (rollout, seq);
+ORDER BY (rollout, seq)
+SETTINGS non_replicated_deduplication_window = 1000;
 
 CREATE TABLE IF NOT EXISTS {{db}}.feedback{{local}} {{on_cluster}} (
     id String,                                  -- the client's id; a retried delivery repeats it
