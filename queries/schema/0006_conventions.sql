@@ -154,13 +154,17 @@ CREATE FUNCTION IF NOT EXISTS llmloopForeign {{on_cluster}} AS (attrs, event_nam
     OR hasAny(event_names, ['gen_ai.client.inference.operation.details', 'gen_ai.content.prompt',
                             'gen_ai.content.completion']);
 
--- Ingest in two stages, so the mapping costs only the spans that need it (it costs several times
--- the rest of the insert per span; the direct route costs almost nothing):
+-- Ingest in stages, so the mapping costs only the spans that need it (evaluating its expressions
+-- costs more than the rest of the insert, even for spans it then discards):
 -- 1. otlp_traces_in -> spans_staging (Null): the OTel columns, as 0004 computed them.
--- 2. spans_staging -> spans through one of two views: `spans_direct_mv` for spans in our names and
---    the newest OTel ones (typed columns read straight from them), `spans_mapped_mv` for spans in
---    a foreign convention (renames, value spellings, units, flattened messages, events).
+-- 2. spans_staging -> spans by `spans_direct_mv` for spans in our names and the newest OTel ones
+--    (typed columns read straight from them); spans in a foreign convention are passed on to
+--    spans_foreign (Null) by `spans_foreign_mv`, unchanged.
+-- 3. spans_foreign -> spans by `spans_mapped_mv`: renames, value spellings, units, flattened
+--    messages, events. With no foreign span in an insert it has nothing to compute.
 CREATE TABLE IF NOT EXISTS {{db}}.spans_staging {{on_cluster}} AS {{db}}.spans{{local}} ENGINE = Null;
+
+CREATE TABLE IF NOT EXISTS {{db}}.spans_foreign {{on_cluster}} AS {{db}}.spans{{local}} ENGINE = Null;
 
 DROP VIEW IF EXISTS {{db}}.otlp_traces_mv {{on_cluster}};
 
@@ -239,11 +243,18 @@ SELECT * REPLACE (
 FROM {{db}}.spans_staging
 WHERE NOT llmloopForeign(SpanAttributes, `Events.Name`, foreign_pattern);
 
-CREATE MATERIALIZED VIEW IF NOT EXISTS {{db}}.spans_mapped_mv {{on_cluster}} TO {{db}}.spans AS
+CREATE MATERIALIZED VIEW IF NOT EXISTS {{db}}.spans_foreign_mv {{on_cluster}} TO {{db}}.spans_foreign AS
 WITH
     (SELECT max(generation) FROM {{db}}.conventions) AS generation_,
     (SELECT any(key) FROM {{db}}.conventions FINAL
-     WHERE mapping = 'foreign_pattern' AND generation = generation_) AS foreign_pattern,
+     WHERE mapping = 'foreign_pattern' AND generation = generation_) AS foreign_pattern
+SELECT *
+FROM {{db}}.spans_staging
+WHERE llmloopForeign(SpanAttributes, `Events.Name`, foreign_pattern);
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS {{db}}.spans_mapped_mv {{on_cluster}} TO {{db}}.spans AS
+WITH
+    (SELECT max(generation) FROM {{db}}.conventions) AS generation_,
     (SELECT CAST((groupArray(key), groupArray(targets)), 'Map(String, Array(String))') FROM {{db}}.conventions FINAL
      WHERE mapping = 'attribute' AND generation = generation_) AS aliases,
     (SELECT CAST((groupArray(key), groupArray(targets)), 'Map(String, Array(String))') FROM {{db}}.conventions FINAL
@@ -348,8 +359,7 @@ SELECT * REPLACE (
         JSONHas(attrs_['ai.prompt'], 'system'),
             llmloopJsonInstructions(JSONExtractString(attrs_['ai.prompt'], 'system')),
         '') AS SystemInstructions)
-FROM {{db}}.spans_staging
-WHERE llmloopForeign(SpanAttributes, `Events.Name`, foreign_pattern);
+FROM {{db}}.spans_foreign;
 
 -- One meaning per token column, whatever convention the span used (visible in DESCRIBE).
 ALTER TABLE {{db}}.spans{{local}} {{on_cluster}}
