@@ -42,8 +42,8 @@ def main() -> None:
 @click.option("--token", envvar="LLMLOOP_TOKEN", default=None,
               help="Bearer token required on every endpoint. Env: LLMLOOP_TOKEN.")
 @click.option("--admin-token", envvar="LLMLOOP_ADMIN_TOKEN", default=None,
-              help="Bearer token required to publish configs and act on rollouts (default: --token). "
-                   "Env: LLMLOOP_ADMIN_TOKEN.")
+              help="Bearer token required to publish configs, act on rollouts and load prices "
+                   "(without one, --token guards them). Env: LLMLOOP_ADMIN_TOKEN.")
 @click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="PEM certificate (chain); with --tls-key, all ports serve TLS.")
 @click.option("--tls-key", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
