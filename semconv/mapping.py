@@ -165,6 +165,12 @@ INPUT_EXCLUDES_CACHE: Final[tuple[str, ...]] = ()
 `input_tokens`); the ingest view adds their cache counts so `InputTokens` means one thing."""
 
 
+DUPLICATE_SOURCES: Final[tuple[str, ...]] = ("com.anthropic.sdk.python",)
+"""Instrumentation scopes that trace a call another library may trace too (the Anthropic SDK's own
+tracing is on whenever a tracer provider exists): `llmloop.genai_calls` leaves their span out when
+another span reports the same response id."""
+
+
 def foreign_pattern() -> str:
     """A regular expression matching every attribute key that marks a span as foreign (see 0006)."""
     keys = {key for table in (ATTRIBUTES, MILLISECOND_ATTRIBUTES) for canonical, sources in table.items()
@@ -185,5 +191,6 @@ def tables() -> list[tuple[str, str, list[str]]]:
     rows += [("operation", key, [value]) for key, value in OPERATIONS.items()]
     rows += [("span_operation", key, [value]) for key, value in SPAN_OPERATIONS.items()]
     rows += [("input_excludes_cache", scope, []) for scope in INPUT_EXCLUDES_CACHE]
+    rows += [("duplicate_source", scope, []) for scope in DUPLICATE_SOURCES]
     rows.append(("foreign_pattern", foreign_pattern(), []))
     return rows

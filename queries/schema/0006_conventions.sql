@@ -162,6 +162,15 @@ CREATE FUNCTION IF NOT EXISTS llmloopForeign {{on_cluster}} AS (attrs, event_nam
 --    spans_foreign (Null) by `spans_foreign_mv`, unchanged.
 -- 3. spans_foreign -> spans by `spans_mapped_mv`: renames, value spellings, units, flattened
 --    messages, events. With no foreign span in an insert it has nothing to compute.
+-- The provider's response id, typed: two instrumentations tracing one call (the Anthropic SDK's
+-- own spans beside a third-party library's) report the same one, and genai_calls counts it once.
+ALTER TABLE {{db}}.spans{{local}} {{on_cluster}}
+    ADD COLUMN IF NOT EXISTS ResponseId String CODEC(ZSTD(1)) AFTER ResponseModel;
+
+-- if cluster
+ALTER TABLE {{db}}.spans {{on_cluster}} ADD COLUMN IF NOT EXISTS ResponseId String AFTER ResponseModel;
+-- end
+
 CREATE TABLE IF NOT EXISTS {{db}}.spans_staging {{on_cluster}} AS {{db}}.spans{{local}} ENGINE = Null;
 
 CREATE TABLE IF NOT EXISTS {{db}}.spans_foreign {{on_cluster}} AS {{db}}.spans{{local}} ENGINE = Null;
@@ -236,6 +245,7 @@ SELECT * REPLACE (
     coalesce(nullIf(SpanAttributes['error.type'], ''),
              nullIf(llmloopEventAttribute(`Events.Name`, `Events.Attributes`, 'exception', 'exception.type'), ''),
              if(StatusCode = 'Error', '_OTHER', '')) AS ErrorType,
+    SpanAttributes['gen_ai.response.id'] AS ResponseId,
     SpanAttributes['gen_ai.conversation.id'] AS ConversationId,
     SpanAttributes['gen_ai.input.messages'] AS InputMessages,
     SpanAttributes['gen_ai.output.messages'] AS OutputMessages,
@@ -318,6 +328,7 @@ SELECT * REPLACE (
     coalesce(nullIf(attrs_['error.type'], ''),
              nullIf(llmloopEventAttribute(`Events.Name`, `Events.Attributes`, 'exception', 'exception.type'), ''),
              if(StatusCode = 'Error', '_OTHER', '')) AS ErrorType,
+    llmloopPick(attrs_, 'gen_ai.response.id', aliases) AS ResponseId,
     llmloopPick(attrs_, 'gen_ai.conversation.id', aliases) AS ConversationId,
     multiIf(
         attrs_['gen_ai.input.messages'] != '', attrs_['gen_ai.input.messages'],

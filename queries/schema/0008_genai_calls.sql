@@ -68,11 +68,15 @@ ARRAY JOIN arrayFilter(m -> m.2 NOT IN ('', '[]'), multiIf(
 -- writes at their own price when the span reports them), output (reasoning tokens are inside it,
 -- at the reasoning price when one is set). Unknown model: NULL (see queries/analysis/unpriced_models.sql).
 -- Wrapper spans that are not model calls themselves (agents, workflows, tools) are left out so
--- tokens are not counted twice.
+-- tokens are not counted twice; so is a span of a `duplicate_source` scope (the Anthropic SDK's own
+-- tracing) when another instrumentation's span reports the same response id: one call, one row.
 CREATE VIEW IF NOT EXISTS {{db}}.genai_calls {{on_cluster}} AS
 WITH
     (SELECT CAST((groupArray(key), groupArray(targets)), 'Map(String, Array(String))') FROM {{db}}.conventions FINAL
      WHERE mapping = 'attribute' AND generation = (SELECT max(generation) FROM {{db}}.conventions)) AS aliases,
+    (SELECT groupArray(key) FROM {{db}}.conventions FINAL
+     WHERE mapping = 'duplicate_source' AND generation = (SELECT max(generation) FROM {{db}}.conventions))
+        AS duplicate_sources,
     toDate(Timestamp) AS day_,
     llmloopPriceKey(if(ResponseModel != '', ResponseModel, RequestModel), Provider, day_) AS price_key_,
     toFloat64(ifNull(CacheReadTokens, 0)) AS cache_read_,
@@ -87,7 +91,8 @@ WITH
     coalesce(dictGet('{{db}}.prices_dict', 'reasoning', price_key_, day_), p_output_) AS p_reasoning_
 SELECT
     Timestamp, s.TraceId AS TraceId, s.SpanId AS SpanId, ParentSpanId, SpanName, ServiceName, ScopeName, ScopeVersion, Duration,
-    StatusCode, StatusMessage, Provider, Operation, RequestModel, ResponseModel, ConfigId, ConfigFingerprint,
+    StatusCode, StatusMessage, Provider, Operation, RequestModel, ResponseModel, ResponseId, ConfigId,
+    ConfigFingerprint,
     RolloutName, RolloutArm, InputTokens, OutputTokens, CacheReadTokens, CacheWriteTokens, ReasoningTokens,
     TimeToFirstChunk, if(empty(s.FinishReasons), ev.FinishReasons, s.FinishReasons) AS FinishReasons, ErrorType,
     ConversationId,
@@ -113,4 +118,7 @@ LEFT JOIN (
     FROM {{db}}.genai_event_messages FINAL
     GROUP BY TraceId, SpanId) AS ev ON s.TraceId = ev.TraceId AND s.SpanId = ev.SpanId
 WHERE (RequestModel != '' OR ResponseModel != '')
-  AND Operation NOT IN ('invoke_agent', 'invoke_workflow', 'create_agent', 'execute_tool');
+  AND Operation NOT IN ('invoke_agent', 'invoke_workflow', 'create_agent', 'execute_tool')
+  AND NOT (has(duplicate_sources, ScopeName) AND ResponseId != ''
+           AND ResponseId IN (SELECT ResponseId FROM {{db}}.spans
+                              WHERE ResponseId != '' AND NOT has(duplicate_sources, ScopeName)));
