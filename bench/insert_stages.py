@@ -1,0 +1,107 @@
+"""Where an insert's CPU goes: one chDB insert of GenAI spans, cut off after each stage of the ingest views.
+
+    python bench/insert_stages.py [--spans 50000] [--repeat 3]
+
+Each variant runs in its own process with a fresh temporary embedded store, merges stopped, the same
+length-delimited OTLP batch (bench/ingest.py's spans) and the writer's insert settings. Variants:
+
+- parse: no view on `otlp_traces_in` (ClickHouse parses the protobuf, nothing else);
+- stage1: explode + attribute rendering into `spans_staging` (Null), no view after it;
+- views: every view, with `spans` swapped for a Null table (everything but the MergeTree write);
+- full: the real pipeline into `llmloop.spans`.
+
+It prints the best of `--repeat` inserts per variant as CPU µs per span (process CPU, all threads) and the
+difference to the previous stage. A bench: figures, not pass/fail.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+VARIANTS = ("parse", "stage1", "views", "full")
+STAGE2_VIEWS = ("spans_direct_mv", "spans_mapped_mv")
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_variant(variant: str, spans: int, repeat: int) -> float:
+    """Best CPU µs per span of `repeat` inserts of `spans` spans with the pipeline cut as `variant` says."""
+    from google.protobuf.internal.encoder import _VarintBytes
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    import ingest
+
+    from llmloop import queries
+    from llmloop.collector.decode import TRACES
+    from llmloop.collector.prices import load_startup_prices
+    from llmloop.collector.store import connect, load_conventions, migrate, set_ingest_limits
+    from llmloop.collector.writer import Writer
+    from llmloop.queries import Layout
+
+    tmp = Path(tempfile.mkdtemp(prefix="llmloop-stages-"))
+    client = connect(f"chdb://{tmp}/store")
+    layout = Layout()
+    migrate(client, layout)
+    load_conventions(client, layout.database)
+    load_startup_prices(client, layout.database, None)
+    set_ingest_limits(client, layout.database, {"max_attributes": 128, "max_value_length": 1024 * 1024})
+    if variant == "parse":
+        client.command("DROP VIEW llmloop.otlp_traces_mv")
+    elif variant == "stage1":
+        for view in (*STAGE2_VIEWS, "spans_foreign_mv"):
+            client.command(f"DROP VIEW llmloop.{view}")
+    elif variant == "views":
+        client.command("CREATE TABLE llmloop.spans_sink AS llmloop.spans ENGINE = Null")
+        statements = queries.render(queries.load("schema/0006_conventions.sql"), layout)
+        for view in STAGE2_VIEWS:
+            prefix = f"CREATE MATERIALIZED VIEW IF NOT EXISTS llmloop.{view} "
+            create = next(s for s in statements if s.startswith(prefix))
+            client.command(f"DROP VIEW llmloop.{view}")
+            client.command(create.replace("TO llmloop.spans AS", "TO llmloop.spans_sink AS"))
+    client.command("SYSTEM STOP MERGES")
+    batch = ingest.build_requests([1000] * (spans // 1000), 1, 0)
+    data = b"".join(_VarintBytes(len(body)) + body for body, _ in batch)
+    settings = Writer(TRACES, lambda: client, tmp / "spool", local_store=True).settings
+    best = float("inf")
+    for attempt in range(repeat):
+        before = _cpu()
+        client.raw_insert("llmloop.otlp_traces_in", insert_block=data, fmt="Protobuf",
+                          settings={**settings, "insert_deduplication_token": f"stages-{attempt}"})
+        best = min(best, (_cpu() - before) / spans * 1e6)
+    return best
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--spans", type=int, default=50_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--variant", choices=VARIANTS, help=argparse.SUPPRESS)  # one variant, in a child
+    args = parser.parse_args()
+    if args.variant:
+        print(json.dumps(run_variant(args.variant, args.spans, args.repeat)))
+        return 0
+    print(f"one insert of {args.spans:,} GenAI spans (~1.2 KB, 28 attributes), best of {args.repeat}, merges stopped")
+    previous = 0.0
+    for variant in VARIANTS:
+        started = time.monotonic()
+        out = subprocess.run([sys.executable, __file__, "--variant", variant, "--spans", str(args.spans),
+                              "--repeat", str(args.repeat)], capture_output=True, text=True, check=True)
+        value = json.loads(out.stdout.strip().splitlines()[-1])
+        print(f"{variant:7s} {value:6.1f} µs CPU/span   (+{value - previous:5.1f} over the stage before; "
+              f"{time.monotonic() - started:.0f} s)", flush=True)
+        previous = value
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
