@@ -53,7 +53,7 @@ def run_variant(variant: str, spans: int, repeat: int) -> float:
     layout = Layout()
     migrate(client, layout)
     load_conventions(client, layout.database)
-    load_startup_prices(client, layout.database, None)
+    load_startup_prices(client, layout, None)
     set_ingest_limits(client, layout.database, {"max_attributes": 128, "max_value_length": 1024 * 1024})
     if variant == "parse":
         client.command("DROP VIEW llmloop.otlp_traces_mv")

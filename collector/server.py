@@ -38,7 +38,7 @@ def serve(config: Config, stop: threading.Event | None = None) -> None:
     set_ingest_limits(client, config.layout.database, {"max_attributes": config.max_attributes,
                                                        "max_value_length": config.max_attribute_length})
     load_conventions(client, config.layout.database)
-    load_startup_prices(client, config.layout.database, config.prices)
+    load_startup_prices(client, config.layout, config.prices)
     log.info("store %s ready (%d migrations applied)", dsn, len(applied))
     api, rollouts = create_api(client, config.layout, config.token, config.admin_token)
 

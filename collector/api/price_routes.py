@@ -37,7 +37,7 @@ def price_routes(client: Client, layout: Layout, auth: Auth) -> APIRouter:
             prices = parse_prices(text, origin)
         except PriceError as exc:
             raise ApiError(422, str(exc)) from None
-        await run_in_threadpool(load_layer, client, layout.database, USER, prices, origin)
+        await run_in_threadpool(load_layer, client, layout, USER, prices, origin)
         return {"layer": USER, "rows": len(prices), "origin": origin}
 
     @router.get("", dependencies=[Depends(auth.read)], summary="The prices in force")
