@@ -154,14 +154,6 @@ CREATE FUNCTION IF NOT EXISTS llmloopForeign {{on_cluster}} AS (attrs, event_nam
     OR hasAny(event_names, ['gen_ai.client.inference.operation.details', 'gen_ai.content.prompt',
                             'gen_ai.content.completion']);
 
--- Ingest in stages, so the mapping costs only the spans that need it (evaluating its expressions
--- costs more than the rest of the insert, even for spans it then discards):
--- 1. otlp_traces_in -> spans_staging (Null): the OTel columns, as 0004 computed them.
--- 2. spans_staging -> spans by `spans_direct_mv` for spans in our names and the newest OTel ones
---    (typed columns read straight from them); spans in a foreign convention are passed on to
---    spans_foreign (Null) by `spans_foreign_mv`, unchanged.
--- 3. spans_foreign -> spans by `spans_mapped_mv`: renames, value spellings, units, flattened
---    messages, events. With no foreign span in an insert it has nothing to compute.
 -- The provider's response id, typed: two instrumentations tracing one call (the Anthropic SDK's
 -- own spans beside a third-party library's) report the same one, and genai_calls counts it once.
 ALTER TABLE {{db}}.spans{{local}} {{on_cluster}}
@@ -171,6 +163,14 @@ ALTER TABLE {{db}}.spans{{local}} {{on_cluster}}
 ALTER TABLE {{db}}.spans {{on_cluster}} ADD COLUMN IF NOT EXISTS ResponseId String AFTER ResponseModel;
 -- end
 
+-- Ingest in stages, so the mapping costs only the spans that need it (evaluating its expressions
+-- costs more than the rest of the insert, even for spans it then discards):
+-- 1. otlp_traces_in -> spans_staging (Null): the OTel columns, as 0004 computed them.
+-- 2. spans_staging -> spans by `spans_direct_mv` for spans in our names and the newest OTel ones
+--    (typed columns read straight from them); spans in a foreign convention are passed on to
+--    spans_foreign (Null) by `spans_foreign_mv`, unchanged.
+-- 3. spans_foreign -> spans by `spans_mapped_mv`: renames, value spellings, units, flattened
+--    messages, events. With no foreign span in an insert it has nothing to compute.
 CREATE TABLE IF NOT EXISTS {{db}}.spans_staging {{on_cluster}} AS {{db}}.spans{{local}} ENGINE = Null;
 
 CREATE TABLE IF NOT EXISTS {{db}}.spans_foreign {{on_cluster}} AS {{db}}.spans{{local}} ENGINE = Null;
