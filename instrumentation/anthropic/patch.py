@@ -18,37 +18,15 @@ from llmloop.instrumentation.anthropic.wrappers import (
     install_tee,
     is_native,
 )
-from llmloop.instrumentation.patching import Patch, Result, traced_acall, traced_call
+from llmloop.instrumentation.patching import Patch, Result, Wrapper, sdk_types, traced_acall, traced_call
 from llmloop.instrumentation.processor import pending_adoption
 from llmloop.instrumentation.streams import async_result, sync_result
 
 log = logging.getLogger("llmloop.instrumentation")
 
-Wrapper = Callable[[Callable[..., Any], Any, tuple[Any, ...], dict[str, Any]], Any]
-
-
-def _types() -> tuple[tuple[type, ...], tuple[type, ...], tuple[type, ...], tuple[type, ...]]:
-    """(sync streams, async streams, sync raw responses, async raw responses) of the installed SDK."""
-    import anthropic
-
-    sync_raw: list[type] = []
-    async_raw: list[type] = []
-    try:
-        from anthropic._response import APIResponse, AsyncAPIResponse
-        sync_raw.append(APIResponse)
-        async_raw.append(AsyncAPIResponse)
-    except ImportError:
-        pass
-    try:
-        from anthropic._legacy_response import LegacyAPIResponse  # type: ignore[import-not-found]
-        sync_raw.append(LegacyAPIResponse)
-    except ImportError:
-        pass
-    return (anthropic.Stream,), (anthropic.AsyncStream,), tuple(sync_raw), tuple(async_raw)
-
 
 def messages_create(telemetry: Any, patch: Patch) -> Wrapper:
-    streams, _, raw, _ = _types()
+    streams, _, raw, _ = sdk_types("anthropic")
     result = Result(sync_result(streams, raw, extractors.MessageEventHandler, extractors.record_message),
                     extractors.error_type)
 
@@ -61,7 +39,7 @@ def messages_create(telemetry: Any, patch: Patch) -> Wrapper:
 
 
 def async_messages_create(telemetry: Any, patch: Patch) -> Wrapper:
-    _, astreams, raw, araw = _types()
+    _, astreams, raw, araw = sdk_types("anthropic")
     result = Result(async_result(astreams, raw, araw, extractors.MessageEventHandler, extractors.record_message),
                     extractors.error_type)
 
@@ -105,7 +83,7 @@ def async_messages_stream(telemetry: Any, patch: Patch) -> Wrapper:
 
 def finish_api_call_span(telemetry: Any, patch: Patch) -> Wrapper:
     """Native tracing's hook: the SDK calls it with the call's span and result just before ending the span."""
-    streams, astreams, raw, araw = _types()
+    streams, astreams, raw, araw = sdk_types("anthropic")
     stream_types, raw_types = streams + astreams, raw + araw
 
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:

@@ -14,34 +14,12 @@ from collections.abc import Callable
 from typing import Any
 
 from llmloop.instrumentation.openai import extractors
-from llmloop.instrumentation.patching import Patch, Result, traced_acall, traced_call
+from llmloop.instrumentation.patching import Patch, Result, Wrapper, sdk_types, traced_acall, traced_call
 from llmloop.instrumentation.streams import ChunkHandler, async_result, sync_result
-
-Wrapper = Callable[[Callable[..., Any], Any, tuple[Any, ...], dict[str, Any]], Any]
 
 ENV_STREAM_USAGE = "LLMLOOP_OPENAI_STREAM_USAGE"
 AZURE_STREAM_OPTIONS_SINCE = "2024-09-01"
 RAW_RESPONSE_HEADER = "X-Stainless-Raw-Response"
-
-
-def _types() -> tuple[tuple[type, ...], tuple[type, ...], tuple[type, ...], tuple[type, ...]]:
-    """(sync streams, async streams, sync raw responses, async raw responses) of the installed SDK."""
-    import openai
-
-    sync_raw: list[type] = []
-    async_raw: list[type] = []
-    try:
-        from openai._response import APIResponse, AsyncAPIResponse
-        sync_raw.append(APIResponse)
-        async_raw.append(AsyncAPIResponse)
-    except ImportError:
-        pass
-    try:
-        from openai._legacy_response import LegacyAPIResponse
-        sync_raw.append(LegacyAPIResponse)
-    except ImportError:
-        pass
-    return (openai.Stream,), (openai.AsyncStream,), tuple(sync_raw), tuple(async_raw)
 
 
 def _stream_usage_enabled() -> bool:
@@ -64,7 +42,7 @@ def _may_inject(client: Any, kwargs: dict[str, Any]) -> bool:
 
 
 def _chat(telemetry: Any, patch: Patch, is_async: bool) -> Wrapper:
-    streams, astreams, raw, araw = _types()
+    streams, astreams, raw, araw = sdk_types("openai")
     inject_usage = _stream_usage_enabled()
     handlers = (extractors.ChatChunkHandler, lambda inv: extractors.ChatChunkHandler(inv, hide_usage=True))
     plain = (sync_result(streams, raw, handlers[0], extractors.record_chat) if not is_async else
@@ -106,7 +84,7 @@ def async_chat_create(telemetry: Any, patch: Patch) -> Wrapper:
 
 def _simple(telemetry: Any, patch: Patch, is_async: bool, extract: Callable[[Any, dict[str, Any]], Any],
             handler: Any, record: Callable[[Any, Any], None]) -> Wrapper:
-    streams, astreams, raw, araw = _types()
+    streams, astreams, raw, araw = sdk_types("openai")
     handle = (async_result(astreams, raw, araw, handler, record) if is_async
               else sync_result(streams, raw, handler, record))
     result = Result(handle, extractors.error_type)
