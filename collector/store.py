@@ -64,6 +64,12 @@ def migrate(client: Client, layout: Layout) -> list[str]:
     return applied
 
 
+def write_settings(layout: Layout) -> dict[str, int]:
+    """Settings for the collector's own small writes: on a cluster, through a Distributed table, the
+    row is on its shard before the insert returns, so the next read sees it."""
+    return {"distributed_foreground_insert": 1} if layout.cluster else {}
+
+
 def set_ingest_limits(client: Client, database: str, limits: dict[str, int]) -> None:
     """Record the attribute limits the ingest views apply (see 0004_otlp_ingest.sql)."""
     client.insert(f"{database}.ingest_limits", [[name, value] for name, value in limits.items()],

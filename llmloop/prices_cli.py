@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from llmloop.registry_cli import Api, _json_option, _print_json, _table, api_options
+from llmloop.registry_cli import Api, api_options, json_option, print_json, table
 
 
 @click.group()
@@ -29,33 +29,33 @@ def load(api: Api, file: Path) -> None:
 
 @prices.command(name="list")
 @click.argument("model", required=False, default="")
-@_json_option
+@json_option
 @api_options(write=False)
 def list_prices(api: Api, model: str, as_json: bool) -> None:
     """The prices in force, USD per 1M tokens (* marks rows from the override file)."""
     _, rows = api.call("GET", "/prices", query={"model": model} if model else None)
     if as_json:
-        return _print_json(rows)
+        return print_json(rows)
     cells = [[row["provider"], row["model"] + ("*" if row["overridden"] else ""), row["effective_from"],
               *(_amount(row[key]) for key in ("input", "output", "cache_read", "cache_write", "cache_write_1h"))]
              for row in rows]
-    _table(cells, ["PROVIDER", "MODEL", "FROM", "INPUT", "OUTPUT", "CACHE READ", "CACHE WRITE", "WRITE 1H"])
+    table(cells, ["PROVIDER", "MODEL", "FROM", "INPUT", "OUTPUT", "CACHE READ", "CACHE WRITE", "WRITE 1H"])
     return None
 
 
 @prices.command()
 @click.option("--days", default=30, show_default=True, help="How far back to look.")
-@_json_option
+@json_option
 @api_options(write=False)
 def missing(api: Api, days: int, as_json: bool) -> None:
     """Models of recent calls that have no price (their cost is NULL): add them to an override file."""
     _, rows = api.call("GET", "/prices/missing", query={"days": str(days)})
     if as_json:
-        return _print_json(rows)
+        return print_json(rows)
     if not rows:
         click.echo(f"every model called in the last {days} day(s) has a price")
         return None
-    _table([[row["Provider"], row["Model"], str(row["Calls"]), row["LastSeen"]] for row in rows],
+    table([[row["Provider"], row["Model"], str(row["Calls"]), row["LastSeen"]] for row in rows],
            ["PROVIDER", "MODEL", "CALLS", "LAST SEEN"])
     return None
 

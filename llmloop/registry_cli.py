@@ -111,15 +111,15 @@ def api_options(write: bool) -> Callable:
     return decorate
 
 
-def _json_option(command: Callable) -> Callable:
+def json_option(command: Callable) -> Callable:
     return click.option("--json", "as_json", is_flag=True, help="Print the API's JSON.")(command)
 
 
-def _print_json(value: Any) -> None:
+def print_json(value: Any) -> None:
     click.echo(json.dumps(value, indent=2, ensure_ascii=False))
 
 
-def _table(rows: list[list[str]], header: list[str]) -> None:
+def table(rows: list[list[str]], header: list[str]) -> None:
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
         click.echo("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
@@ -173,14 +173,14 @@ def publish(api: Api, files: tuple[Path, ...]) -> None:
 
 @config.command(name="list")
 @click.argument("name", required=False, default="")
-@_json_option
+@json_option
 @api_options(write=False)
 def list_configs(api: Api, name: str, as_json: bool) -> None:
     """List published configs, newest first (only versions of NAME if given)."""
     _, configs = api.call("GET", "/configs", query={"name": name} if name else None)
     if as_json:
-        return _print_json(configs)
-    _table([[c["id"], c["model"], c["published"], c["publisher"] or "-", c["content_hash"][:12]] for c in configs],
+        return print_json(configs)
+    table([[c["id"], c["model"], c["published"], c["publisher"] or "-", c["content_hash"][:12]] for c in configs],
            ["ID", "MODEL", "PUBLISHED", "PUBLISHER", "SHA256"])
 
 
@@ -191,7 +191,7 @@ def _document(record: dict[str, Any]) -> dict[str, Any]:
 
 @config.command()
 @click.argument("config_id", metavar="ID")
-@_json_option
+@json_option
 @api_options(write=False)
 def show(api: Api, config_id: str, as_json: bool) -> None:
     """Print config ID as YAML (the server's fields as a comment)."""
@@ -199,7 +199,7 @@ def show(api: Api, config_id: str, as_json: bool) -> None:
 
     _, record = api.call("GET", f"/configs/{_path(config_id)}")
     if as_json:
-        return _print_json(record)
+        return print_json(record)
     click.echo(f"# published {record['published']} by {record['publisher'] or '-'}; sha256 {record['content_hash']}; "
                f"fingerprint {record['fingerprint'] or '-'}")
     click.echo(configfile.render(_document(record)), nl=False)
@@ -277,16 +277,16 @@ def start(api: Api, name: str, canary: str, control: str | None, weight: float |
 
 @rollout.command()
 @click.argument("name", required=False)
-@_json_option
+@json_option
 @api_options(write=False)
 def status(api: Api, name: str | None, as_json: bool) -> None:
     """Show rollout NAME, or all rollouts."""
     _, result = api.call("GET", f"/rollouts/{_path(name)}" if name else "/rollouts")
     if as_json:
-        return _print_json(result)
+        return print_json(result)
     if name:
         return _print_state(result)
-    _table([[s["name"], s["control"]["id"] if s["control"] else "-", s["canary"]["id"] if s["canary"] else "-",
+    table([[s["name"], s["control"]["id"] if s["control"] else "-", s["canary"]["id"] if s["canary"] else "-",
              _weight(s["weight"]), s["shadow"]["id"] if s["shadow"] else "-",
              "paused" if s["paused"] else ("active" if s["canary"] else "-")] for s in result],
            ["NAME", "CONTROL", "CANARY", "WEIGHT", "SHADOW", "STATE"])
@@ -309,13 +309,13 @@ _simple("resume", "Allow automatic promotion of the canary of NAME again.")
 
 @rollout.command()
 @click.argument("name")
-@_json_option
+@json_option
 @api_options(write=False)
 def history(api: Api, name: str, as_json: bool) -> None:
     """List the events of rollout NAME, oldest first."""
     _, events = api.call("GET", f"/rollouts/{_path(name)}/history")
     if as_json:
-        return _print_json(events)
+        return print_json(events)
     rows = []
     for event in events:
         details = [f"{key}={event[key]}" for key in ("control", "canary", "shadow") if event[key]]
@@ -325,4 +325,4 @@ def history(api: Api, name: str, as_json: bool) -> None:
             details.append("steps=" + ",".join(f"{step:g}" for step in event["steps"]))
         rows.append([str(event["seq"]), event["time"], event["action"], event["actor"] or "-", " ".join(details),
                      event["reason"]])
-    _table(rows, ["SEQ", "TIME", "ACTION", "ACTOR", "DETAILS", "REASON"])
+    table(rows, ["SEQ", "TIME", "ACTION", "ACTOR", "DETAILS", "REASON"])

@@ -10,7 +10,6 @@ import hashlib
 import json
 import re
 import threading
-import time
 from datetime import datetime, timezone
 from typing import Any
 
@@ -18,7 +17,8 @@ from clickhouse_connect.driver.client import Client
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from llmloop import queries
-from llmloop.collector.api.rollouts import NAME
+from llmloop.collector.api.rollouts import NAME, iso_ms
+from llmloop.collector.store import write_settings
 from llmloop.queries import Layout
 from llmloop.semconv.fingerprint import canonical_json, fingerprint
 
@@ -77,10 +77,9 @@ def config_fingerprint(document: dict[str, Any]) -> str | None:
 
 def _record(row: dict[str, Any]) -> dict[str, Any]:
     """A stored row as the API returns it: the document plus what the server added."""
-    published = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(row["published_ms"] // 1000))
     return {**json.loads(row["document"]), "name": row["name"], "version": row["version"],
             "content_hash": row["content_hash"], "fingerprint": row["fingerprint"] or None,
-            "published": f"{published}.{row['published_ms'] % 1000:03d}Z", "publisher": row["publisher"]}
+            "published": iso_ms(row["published_ms"]), "publisher": row["publisher"]}
 
 
 class ConfigStore:
@@ -89,7 +88,7 @@ class ConfigStore:
     def __init__(self, client: Client, layout: Layout) -> None:
         self._client = client
         self._table = f"{layout.database}.configs"
-        self._insert_settings = {"distributed_foreground_insert": 1} if layout.cluster else {}
+        self._insert_settings = write_settings(layout)
         self._get_sql = queries.render(queries.load("registry/config_get.sql"), layout)[0]
         self._list_sql = queries.render(queries.load("registry/config_list.sql"), layout)[0]
         self._lock = threading.Lock()  # publish is check-then-insert

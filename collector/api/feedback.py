@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from starlette.concurrency import run_in_threadpool
 
 from llmloop.collector.api.http import Auth
+from llmloop.collector.store import write_settings
 from llmloop.queries import Layout
 
 _COLUMNS = ["id", "time", "trace_id", "span_id", "response_id", "score", "thumbs", "comment", "request_key",
@@ -76,7 +77,7 @@ def feedback_routes(client: Client, layout: Layout, auth: Auth) -> APIRouter:
     """The feedback endpoint, writing into `<db>.feedback`."""
     router = APIRouter(tags=["feedback"])
     table = f"{layout.database}.feedback"
-    settings = {"distributed_foreground_insert": 1} if layout.cluster else {}
+    settings = write_settings(layout)
 
     @router.post("/feedback", status_code=202, dependencies=[Depends(auth.read)], summary="Record feedback")
     async def record(body: Feedback) -> dict[str, str]:

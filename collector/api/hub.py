@@ -23,7 +23,8 @@ from starlette.concurrency import run_in_threadpool
 
 from llmloop import queries
 from llmloop.collector.api.configs import ConfigStore
-from llmloop.collector.api.rollouts import Event, RolloutError, State, fold
+from llmloop.collector.api.rollouts import Event, RolloutError, State, fold, iso_ms
+from llmloop.collector.store import write_settings
 from llmloop.queries import Layout
 
 log = logging.getLogger("llmloop.rollouts")
@@ -35,13 +36,9 @@ _COLUMNS = ["rollout", "seq", "time", "action", "actor", "reason", "control", "c
             "writer"]
 
 
-def _iso(time_ms: int) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time_ms // 1000)) + f".{time_ms % 1000:03d}Z"
-
-
 def event_json(event: Event) -> dict[str, Any]:
     """An event as the history endpoint returns it."""
-    return {"seq": event.seq, "time": _iso(event.time_ms), "action": event.action, "actor": event.actor,
+    return {"seq": event.seq, "time": iso_ms(event.time_ms), "action": event.action, "actor": event.actor,
             "reason": event.reason, "control": event.control or None, "canary": event.canary or None,
             "shadow": event.shadow or None, "weight": event.weight, "steps": list(event.steps)}
 
@@ -70,7 +67,7 @@ class RolloutHub:
         self._client = client
         self._configs = configs
         self._table = f"{layout.database}.rollout_events"
-        self._insert_settings = {"distributed_foreground_insert": 1} if layout.cluster else {}
+        self._insert_settings = write_settings(layout)
         self._events_sql = queries.render(queries.load("registry/rollout_events.sql"), layout)[0]
         self._versions_sql = queries.render(queries.load("registry/rollout_versions.sql"), layout)[0]
         self._writer_sql = queries.render(queries.load("registry/rollout_writer.sql"), layout)[0]
@@ -196,7 +193,7 @@ class RolloutHub:
         return Rollout(events, {
             "name": state.name, "version": state.version, "paused": state.paused, "control": config(state.control),
             "canary": config(state.canary), "weight": state.weight, "steps": list(state.steps),
-            "shadow": config(state.shadow), "updated": _iso(state.updated_ms)})
+            "shadow": config(state.shadow), "updated": iso_ms(state.updated_ms)})
 
     def _update(self, rollout: Rollout) -> None:
         """Keep the newer of what is in memory and `rollout` (updates can arrive out of order); wake waiters."""

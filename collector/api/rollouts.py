@@ -14,6 +14,7 @@ Every action appends one `Event`; `fold` replays them into the `State`, so histo
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from itertools import pairwise
@@ -24,6 +25,11 @@ NAME = re.compile(r"[a-z0-9][a-z0-9._-]*")
 DEFAULT_STEPS = (5.0, 25.0, 50.0, 100.0)
 ACTIONS = ("start", "step", "promote", "rollback", "pause", "resume")
 """Event kinds; `step` and `promote` both come from the promote action."""
+
+
+def iso_ms(time_ms: int) -> str:
+    """Milliseconds since the epoch as the API writes times: `2026-06-03T10:00:00.000Z`."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time_ms // 1000)) + f".{time_ms % 1000:03d}Z"
 
 
 class RolloutError(Exception):
