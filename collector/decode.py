@@ -42,12 +42,24 @@ def _span_problem(span: Any) -> str | None:
     return None
 
 
+def _suspect_spans(spans: Any) -> list[int]:
+    """Indices of the spans `_span_problem` must look at: one pass over the ids (and any links)."""
+    return [index for index, span in enumerate(spans)
+            if len(trace := span.trace_id) != 16 or trace == _ZERO_TRACE or len(sid := span.span_id) != 8
+            or sid == _ZERO_SPAN or len(span.parent_span_id) not in (0, 8) or span.links]
+
+
 def _log_problem(record: Any) -> str | None:
     if len(record.trace_id) not in (0, 16):
         return f"trace_id must be empty or 16 bytes, got {len(record.trace_id)} bytes"
     if len(record.span_id) not in (0, 8):
         return f"span_id must be empty or 8 bytes, got {len(record.span_id)} bytes"
     return None
+
+
+def _suspect_logs(records: Any) -> list[int]:
+    return [index for index, record in enumerate(records)
+            if len(record.trace_id) not in (0, 16) or len(record.span_id) not in (0, 8)]
 
 
 def _children(value: Any) -> list[Any]:
@@ -105,6 +117,7 @@ class Signal:
     json_path: tuple[str, str, str]  # the same in OTLP/JSON's lowerCamelCase
     rejected_field: str  # field of partial_success that counts rejected items
     problem: Callable[[Any], str | None]
+    suspects: Callable[[Any], list[int]]  # a fast pre-check: indices of the items `problem` must see
     id_fields: tuple[str, ...]  # JSON fields holding hex ids (OTLP/JSON deviates from proto3 here)
     rewrite: Callable[[Any], bool] | None = None  # adapts an accepted item for the store; True if changed
 
@@ -122,6 +135,7 @@ TRACES = Signal(
     ("resourceSpans", "scopeSpans", "spans"),
     "rejected_spans",
     _span_problem,
+    _suspect_spans,
     ("traceId", "spanId", "parentSpanId"),
 )
 LOGS = Signal(
@@ -132,6 +146,7 @@ LOGS = Signal(
     ("resourceLogs", "scopeLogs", "logRecords"),
     "rejected_log_records",
     _log_problem,
+    _suspect_logs,
     ("traceId", "spanId"),
     _flatten_deep_values,
 )
@@ -173,16 +188,14 @@ def decode(signal: Signal, body: bytes, json_body: bool) -> Decoded:
     for resource in getattr(request, outer):
         for scope in getattr(resource, middle):
             items = getattr(scope, inner)
-            keep = []
-            for item in items:
-                problem = signal.problem(item)
-                if problem is None:
-                    keep.append(item)
-                    if signal.rewrite is not None and signal.rewrite(item):
-                        changed = True
-                else:
+            bad = set()
+            for index in signal.suspects(items):
+                problem = signal.problem(items[index])
+                if problem is not None:
+                    bad.add(index)
                     reasons[problem] = reasons.get(problem, 0) + 1
-            if len(keep) != len(items):
+            if bad:
+                keep = [item for index, item in enumerate(items) if index not in bad]
                 rejected += len(items) - len(keep)
                 changed = True
                 kept = [type(item)() for item in keep]
@@ -190,7 +203,10 @@ def decode(signal: Signal, body: bytes, json_body: bool) -> Decoded:
                     copy.CopyFrom(item)
                 del items[:]
                 items.extend(kept)
-            accepted += len(keep)
+            if signal.rewrite is not None:
+                for item in items:
+                    changed = signal.rewrite(item) or changed
+            accepted += len(items)
     payload = request.SerializeToString() if changed else body
     message = "; ".join(f"{n} x {reason}" for reason, n in list(reasons.items())[:MAX_MESSAGES])
     return Decoded(payload, accepted, rejected, message)

@@ -12,6 +12,7 @@ import asyncio
 import logging
 import signal
 import threading
+from collections.abc import Callable, Coroutine
 
 import uvicorn
 
@@ -63,14 +64,17 @@ def serve(config: Config, stop: threading.Event | None = None) -> None:
     scheme = "TLS" if tls else "plaintext"
     log.info("OTLP/gRPC listening on %s:%d (%s)", config.host, config.grpc_port, scheme)
 
+    # OTLP/HTTP bodies are MBs: httptools parses them in C. The SQL endpoint keeps h11, which takes
+    # the long query URLs ClickHouse's HTTP interface allows (httptools stops at 64 KiB).
     servers = [
-        uvicorn.Server(uvicorn.Config(app, host=config.host, port=port, log_level="warning",
+        uvicorn.Server(uvicorn.Config(app, host=config.host, port=port, log_level="warning", http=http,
                                       lifespan="off", access_log=False,
                                       ssl_certfile=config.tls_cert if tls else None,
                                       ssl_keyfile=config.tls_key if tls else None))
-        for app, port in (
-            (create_otlp_app(writers, budget, config.token, config.max_body_bytes, api, PREFIX), config.http_port),
-            (create_sql_app(client, config.token), config.sql_port),
+        for app, port, http in (
+            (create_otlp_app(writers, budget, config.token, config.max_body_bytes, api, PREFIX), config.http_port,
+             "httptools"),
+            (create_sql_app(client, config.token), config.sql_port, "h11"),
         )
     ]
 
@@ -81,7 +85,7 @@ def serve(config: Config, stop: threading.Event | None = None) -> None:
         finally:
             watcher.cancel()
 
-    http_thread = threading.Thread(target=asyncio.run, args=(run_http(),), name="http", daemon=True)
+    http_thread = threading.Thread(target=_event_loop_runner(), args=(run_http(),), name="http", daemon=True)
     http_thread.start()
     log.info("OTLP/HTTP and the API (%s) listening on %s:%d, SQL on %s:%d", PREFIX, config.host,
              config.http_port, config.host, config.sql_port)
@@ -105,3 +109,12 @@ def serve(config: Config, stop: threading.Event | None = None) -> None:
     for writer in writers.values():
         writer.stop()
     log.info("stopped")
+
+
+def _event_loop_runner() -> Callable[[Coroutine], object]:
+    """uvloop's runner where it is installed (not on Windows), else asyncio's."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run
+    return uvloop.run

@@ -114,9 +114,10 @@ class Spool:
 
     def append(self, payload: bytes, items: int) -> None:
         """Append one request and return once it is durable; Overloaded past the disk budget."""
-        record = _VarintBytes(len(payload)) + payload
+        prefix = _VarintBytes(len(payload))  # written apart: no copy of a large payload
+        size = len(prefix) + len(payload)
         with self._lock:
-            if self._bytes + len(record) > self.max_bytes and self._bytes:
+            if self._bytes + size > self.max_bytes and self._bytes:
                 raise Overloaded(f"spool full: {self._bytes} bytes waiting for the store "
                                  f"(budget {self.max_bytes})", retry_after=2)
             if self._file is None:
@@ -125,10 +126,11 @@ class Spool:
                 self._sync_directory()  # the new file's name must survive a power loss too
                 self._opened = time.monotonic()
                 self._items = self._written = self._synced = 0
-            self._file.write(record)
-            self._written += len(record)
+            self._file.write(prefix)
+            self._file.write(payload)
+            self._written += size
             self._items += items
-            self._bytes += len(record)
+            self._bytes += size
             generation, target = self._generation, self._written
             full = self._items >= self.segment_items
         self._sync(generation, target)
