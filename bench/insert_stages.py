@@ -62,10 +62,11 @@ def run_variant(variant: str, spans: int, repeat: int) -> float:
             client.command(f"DROP VIEW llmloop.{view}")
     elif variant == "views":
         client.command("CREATE TABLE llmloop.spans_sink AS llmloop.spans ENGINE = Null")
-        statements = queries.render(queries.load("schema/0006_conventions.sql"), layout)
+        statements = [statement for _, name in queries.migrations()
+                      for statement in queries.render(queries.load(f"schema/{name}"), layout)]
         for view in STAGE2_VIEWS:
             prefix = f"CREATE MATERIALIZED VIEW IF NOT EXISTS llmloop.{view} "
-            create = next(s for s in statements if s.startswith(prefix))
+            create = [s for s in statements if s.startswith(prefix)][-1]  # the newest migration's
             client.command(f"DROP VIEW llmloop.{view}")
             client.command(create.replace("TO llmloop.spans AS", "TO llmloop.spans_sink AS"))
     client.command("SYSTEM STOP MERGES")

@@ -16,7 +16,6 @@ Sources that report Anthropic's raw numbers (uncached input beside the cache cou
 
 from __future__ import annotations
 
-import re
 from typing import Final
 
 ATTRIBUTES: Final[dict[str, tuple[str, ...]]] = {
@@ -171,15 +170,14 @@ tracing is on whenever a tracer provider exists): `llmloop.genai_calls` leaves t
 another span reports the same response id."""
 
 
-def foreign_pattern() -> str:
-    """A regular expression matching every attribute key that marks a span as foreign (see 0006)."""
+def foreign_keys() -> set[str]:
+    """Every attribute key whose presence marks a span as foreign (see 0009_lean_ingest.sql); keys
+    starting with one of FLATTENED_PREFIXES mark it too."""
     keys = {key for table in (ATTRIBUTES, MILLISECOND_ATTRIBUTES) for canonical, sources in table.items()
             if canonical not in QUERY_TIME_ATTRIBUTES for key in sources}
     keys.update(path.split("#")[0] for paths in JSON_ATTRIBUTES.values() for path in paths)
     keys.update(STRUCTURAL_KEYS)
-    exact = "|".join(re.escape(key) for key in sorted(keys))
-    prefixes = "|".join(re.escape(prefix) for prefix in FLATTENED_PREFIXES)
-    return f"^(?:{exact})$|^(?:{prefixes})"
+    return keys
 
 
 def tables() -> list[tuple[str, str, list[str]]]:
@@ -192,5 +190,6 @@ def tables() -> list[tuple[str, str, list[str]]]:
     rows += [("span_operation", key, [value]) for key, value in SPAN_OPERATIONS.items()]
     rows += [("input_excludes_cache", scope, []) for scope in INPUT_EXCLUDES_CACHE]
     rows += [("duplicate_source", scope, []) for scope in DUPLICATE_SOURCES]
-    rows.append(("foreign_pattern", foreign_pattern(), []))
+    rows += [("foreign_key", key, []) for key in sorted(foreign_keys())]
+    rows += [("foreign_prefix", prefix, []) for prefix in FLATTENED_PREFIXES]
     return rows
