@@ -6,7 +6,8 @@ loads these tables into the store (`llmloop.conventions`) at start-up and its in
 so each typed column of `llmloop.spans` means one thing whatever the source; the mapped attributes
 stay in `SpanAttributes` too. Editing a table here takes effect at the next collector start (no
 migration). Structural mappings (flattened messages, events) live in the ingest view's SQL
-(queries/schema/0006_conventions.sql), which names the key prefixes it rebuilds.
+(queries/schema/0006_conventions.sql), which names the key prefixes it rebuilds; which spans need the
+mapping at all is decided from `foreign_keys()` and FLATTENED_PREFIXES (0009_lean_ingest.sql).
 
 Token semantics (one meaning per column, as the OTel GenAI convention says):
 `InputTokens` includes cache reads and cache writes; `OutputTokens` includes reasoning tokens.
