@@ -2,7 +2,7 @@
 -- Measured per span on this machine (bench/insert_stages.py and expression micro-benchmarks):
 -- * Attribute limits cost more than rendering the values: slicing the parsed key/value array and
 --   counting cut values ran for every span. Now a span within the limits (nearly all) takes a fast
---   branch that only renders; the slow branch is 0004's, unchanged.
+--   branch that only renders; the slow branch is 0001's llmloopAttributes, unchanged.
 -- * Resource attributes are rendered once per resource (then copied to its spans), not per span.
 -- * Whether a span is foreign was a regular expression per attribute key, run twice (once per
 --   stage-2 view). Now it is computed once in stage 1, as a set lookup per key plus one
@@ -10,8 +10,13 @@
 --   (mapping 'foreign_key' and 'foreign_prefix', see llmloop.semconv.mapping.tables()).
 -- * The staging table keeps attribute maps as Map(String, String): typed columns are read from
 --   them there (a lookup in a LowCardinality-keyed map costs twice as much); `spans` converts once.
--- Before the collector has loaded `conventions` no span counts as foreign (it loads them at start,
--- before it accepts data).
+-- While `conventions` holds no foreign prefixes (not loaded yet, or written by a collector older than
+-- this migration) every span counts as foreign, as in 0006: the mapping handles spans in our own
+-- names correctly, only more slowly. A false "foreign" never changes a row, only its cost.
+--
+-- The new pipeline gets new names and is created before the old one is dropped, so a collector still
+-- inserting during the migration (a cluster upgraded one node at a time) loses nothing: in that
+-- moment both pipelines write, and the duplicate rows collapse like any OTLP retry (FINAL, merges).
 
 CREATE OR REPLACE FUNCTION llmloopCapped {{on_cluster}} AS (keys, vals, n, max_count, max_length, dropped) ->
     if(n <= max_count AND dropped = 0 AND NOT arrayExists(v -> length(v) > max_length, vals),
@@ -31,12 +36,7 @@ CREATE OR REPLACE FUNCTION llmloopAttributes {{on_cluster}} AS (kvs, max_count, 
                   arrayMap(kv -> llmloopAnyValueString(tupleElement(kv, 'value')), kvs),
                   length(kvs), max_count, max_length, dropped);
 
-DROP VIEW IF EXISTS {{db}}.otlp_traces_mv {{on_cluster}};
-DROP VIEW IF EXISTS {{db}}.spans_direct_mv {{on_cluster}};
-DROP VIEW IF EXISTS {{db}}.spans_foreign_mv {{on_cluster}};
-DROP TABLE IF EXISTS {{db}}.spans_staging {{on_cluster}};
-
-CREATE TABLE IF NOT EXISTS {{db}}.spans_staging {{on_cluster}} (
+CREATE TABLE IF NOT EXISTS {{db}}.spans_stage {{on_cluster}} (
     Timestamp DateTime64(9),
     TraceId String,
     SpanId String,
@@ -57,7 +57,49 @@ CREATE TABLE IF NOT EXISTS {{db}}.spans_staging {{on_cluster}} (
     Foreign Bool  -- in a foreign convention: mapped by spans_mapped_mv (0006), else typed directly
 ) ENGINE = Null;
 
-CREATE MATERIALIZED VIEW IF NOT EXISTS {{db}}.otlp_traces_mv {{on_cluster}} TO {{db}}.spans_staging AS
+CREATE MATERIALIZED VIEW IF NOT EXISTS {{db}}.spans_typed_mv {{on_cluster}} TO {{db}}.spans AS
+WITH
+    (SELECT max(generation) FROM {{db}}.conventions) AS generation_,
+    (SELECT groupArray(key) FROM {{db}}.conventions FINAL
+     WHERE mapping = 'input_excludes_cache' AND generation = generation_) AS input_excludes_cache,
+    toUInt64OrNull(SpanAttributes['gen_ai.usage.cache_read.input_tokens']) AS cache_read_,
+    toUInt64OrNull(SpanAttributes['gen_ai.usage.cache_write.input_tokens']) AS cache_write_
+SELECT
+    * EXCEPT Foreign,
+    SpanAttributes['gen_ai.provider.name'] AS Provider,
+    SpanAttributes['gen_ai.operation.name'] AS Operation,
+    SpanAttributes['gen_ai.request.model'] AS RequestModel,
+    SpanAttributes['gen_ai.response.model'] AS ResponseModel,
+    SpanAttributes['llmloop.config.id'] AS ConfigId,
+    SpanAttributes['llmloop.config.fingerprint'] AS ConfigFingerprint,
+    SpanAttributes['llmloop.rollout.name'] AS RolloutName,
+    SpanAttributes['llmloop.rollout.arm'] AS RolloutArm,
+    toUInt64OrNull(SpanAttributes['gen_ai.usage.input_tokens'])
+        + if(has(input_excludes_cache, ScopeName), ifNull(cache_read_, 0) + ifNull(cache_write_, 0), 0) AS InputTokens,
+    toUInt64OrNull(SpanAttributes['gen_ai.usage.output_tokens']) AS OutputTokens,
+    cache_read_ AS CacheReadTokens,
+    cache_write_ AS CacheWriteTokens,
+    toUInt64OrNull(SpanAttributes['gen_ai.usage.reasoning.output_tokens']) AS ReasoningTokens,
+    toFloat64OrNull(SpanAttributes['gen_ai.response.time_to_first_chunk']) AS TimeToFirstChunk,
+    JSONExtract(SpanAttributes['gen_ai.response.finish_reasons'], 'Array(String)') AS FinishReasons,
+    coalesce(nullIf(SpanAttributes['error.type'], ''),
+             nullIf(llmloopEventAttribute(`Events.Name`, `Events.Attributes`, 'exception', 'exception.type'), ''),
+             if(StatusCode = 'Error', '_OTHER', '')) AS ErrorType,
+    SpanAttributes['gen_ai.response.id'] AS ResponseId,
+    SpanAttributes['gen_ai.conversation.id'] AS ConversationId,
+    SpanAttributes['gen_ai.input.messages'] AS InputMessages,
+    SpanAttributes['gen_ai.output.messages'] AS OutputMessages,
+    SpanAttributes['gen_ai.system_instructions'] AS SystemInstructions
+FROM {{db}}.spans_stage
+WHERE NOT Foreign;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS {{db}}.spans_route_foreign_mv {{on_cluster}} TO {{db}}.spans_foreign AS
+SELECT * EXCEPT Foreign
+FROM {{db}}.spans_stage
+WHERE Foreign;
+
+-- Last, the view that feeds them: from here on both pipelines run until the old one is dropped.
+CREATE MATERIALIZED VIEW IF NOT EXISTS {{db}}.otlp_spans_mv {{on_cluster}} TO {{db}}.spans_stage AS
 WITH
     -- (anyOrNull: with no row yet, the defaults apply rather than 0)
     ifNull((SELECT anyOrNull(value) FROM {{db}}.ingest_limits FINAL WHERE name = 'max_attributes'), 128) AS max_count,
@@ -98,6 +140,7 @@ SELECT
                              AND generation = (SELECT max(generation) FROM {{db}}.conventions)),
                 mapKeys(SpanAttributes))
     OR multiSearchAny(concat('\n', arrayStringConcat(mapKeys(SpanAttributes), '\n')), foreign_prefixes)
+    OR empty(foreign_prefixes)
     OR hasAny(`Events.Name`, ['gen_ai.client.inference.operation.details', 'gen_ai.content.prompt',
                               'gen_ai.content.completion']) AS Foreign
 FROM (
@@ -111,46 +154,9 @@ FROM (
 ARRAY JOIN scopes AS scope_spans
 ARRAY JOIN scope_spans.spans AS span;
 
-CREATE MATERIALIZED VIEW IF NOT EXISTS {{db}}.spans_direct_mv {{on_cluster}} TO {{db}}.spans AS
-WITH
-    (SELECT max(generation) FROM {{db}}.conventions) AS generation_,
-    (SELECT groupArray(key) FROM {{db}}.conventions FINAL
-     WHERE mapping = 'input_excludes_cache' AND generation = generation_) AS input_excludes_cache,
-    toUInt64OrNull(SpanAttributes['gen_ai.usage.cache_read.input_tokens']) AS cache_read_,
-    toUInt64OrNull(SpanAttributes['gen_ai.usage.cache_write.input_tokens']) AS cache_write_
-SELECT
-    * EXCEPT Foreign,
-    SpanAttributes['gen_ai.provider.name'] AS Provider,
-    SpanAttributes['gen_ai.operation.name'] AS Operation,
-    SpanAttributes['gen_ai.request.model'] AS RequestModel,
-    SpanAttributes['gen_ai.response.model'] AS ResponseModel,
-    SpanAttributes['llmloop.config.id'] AS ConfigId,
-    SpanAttributes['llmloop.config.fingerprint'] AS ConfigFingerprint,
-    SpanAttributes['llmloop.rollout.name'] AS RolloutName,
-    SpanAttributes['llmloop.rollout.arm'] AS RolloutArm,
-    toUInt64OrNull(SpanAttributes['gen_ai.usage.input_tokens'])
-        + if(has(input_excludes_cache, ScopeName), ifNull(cache_read_, 0) + ifNull(cache_write_, 0), 0) AS InputTokens,
-    toUInt64OrNull(SpanAttributes['gen_ai.usage.output_tokens']) AS OutputTokens,
-    cache_read_ AS CacheReadTokens,
-    cache_write_ AS CacheWriteTokens,
-    toUInt64OrNull(SpanAttributes['gen_ai.usage.reasoning.output_tokens']) AS ReasoningTokens,
-    toFloat64OrNull(SpanAttributes['gen_ai.response.time_to_first_chunk']) AS TimeToFirstChunk,
-    JSONExtract(SpanAttributes['gen_ai.response.finish_reasons'], 'Array(String)') AS FinishReasons,
-    coalesce(nullIf(SpanAttributes['error.type'], ''),
-             nullIf(llmloopEventAttribute(`Events.Name`, `Events.Attributes`, 'exception', 'exception.type'), ''),
-             if(StatusCode = 'Error', '_OTHER', '')) AS ErrorType,
-    SpanAttributes['gen_ai.response.id'] AS ResponseId,
-    SpanAttributes['gen_ai.conversation.id'] AS ConversationId,
-    SpanAttributes['gen_ai.input.messages'] AS InputMessages,
-    SpanAttributes['gen_ai.output.messages'] AS OutputMessages,
-    SpanAttributes['gen_ai.system_instructions'] AS SystemInstructions
-FROM {{db}}.spans_staging
-WHERE NOT Foreign;
-
-CREATE MATERIALIZED VIEW IF NOT EXISTS {{db}}.spans_foreign_mv {{on_cluster}} TO {{db}}.spans_foreign AS
-SELECT * EXCEPT Foreign
-FROM {{db}}.spans_staging
-WHERE Foreign;
-
--- 0006's per-key regular expression test, replaced by the Foreign column above.
-DROP FUNCTION IF EXISTS llmloopForeign {{on_cluster}};
+-- The pipeline of 0006. (Its UDF llmloopForeign stays: functions are server-wide, and another llmloop
+-- database on the same server may not have taken this migration yet.)
+DROP VIEW IF EXISTS {{db}}.otlp_traces_mv {{on_cluster}};
+DROP VIEW IF EXISTS {{db}}.spans_direct_mv {{on_cluster}};
+DROP VIEW IF EXISTS {{db}}.spans_foreign_mv {{on_cluster}};
+DROP TABLE IF EXISTS {{db}}.spans_staging {{on_cluster}};

@@ -1,0 +1,87 @@
+"""A store upgraded across 0009 (the lean ingest pipeline): spans before and after are stored alike.
+
+Runs in a child process: a process can open only one embedded store.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+SCRIPT = textwrap.dedent(r'''
+    import hashlib, json, sys, time
+    from google.protobuf.internal.encoder import _VarintBytes
+    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+    from llmloop import queries
+    from llmloop.collector.decode import TRACES
+    from llmloop.collector.store import connect, load_conventions, migrate
+    from llmloop.collector.writer import Writer
+    from llmloop.queries import Layout
+
+    root = sys.argv[1]
+    client, layout = connect(f"chdb://{root}/store"), Layout()
+    for version, name in queries.migrations():  # the store as the release before 0009 left it
+        if version < 9:
+            for statement in queries.render(queries.load(f"schema/{name}"), layout):
+                client.command(statement)
+            client.insert("llmloop.schema_migrations", [[version, name]], column_names=["version", "name"])
+    settings = Writer(TRACES, lambda: client, __import__("pathlib").Path(root) / "spool", local_store=True).settings
+    native = {"gen_ai.operation.name": "chat", "gen_ai.request.model": "claude-sonnet-4-5",
+              "gen_ai.usage.input_tokens": 10, "llmloop.config.id": "support@3"}
+    foreign = {"llm.request.type": "chat", "llm.request.model": "gpt-4o", "gen_ai.usage.prompt_tokens": 20,
+               "gen_ai.prompt.0.role": "user", "gen_ai.prompt.0.content": "Hi"}
+
+    def send(name, attributes, token):
+        request = trace_service_pb2.ExportTraceServiceRequest()
+        span = request.resource_spans.add().scope_spans.add().spans.add(
+            name=name, trace_id=bytes.fromhex("0af7651916cd43dd8448eb211c80319c"),
+            span_id=hashlib.blake2b(name.encode(), digest_size=8).digest(), start_time_unix_nano=time.time_ns(),
+            end_time_unix_nano=time.time_ns() + 1000)
+        for key, value in attributes.items():
+            kv = span.attributes.add(key=key)
+            if isinstance(value, int):
+                kv.value.int_value = value
+            else:
+                kv.value.string_value = value
+        body = request.SerializeToString()
+        client.raw_insert("llmloop.otlp_traces_in", insert_block=_VarintBytes(len(body)) + body, fmt="Protobuf",
+                          settings={**settings, "insert_deduplication_token": token})
+
+    load_conventions(client, "llmloop")
+    send("a-native-before", native, "t1")
+    send("b-foreign-before", foreign, "t2")
+    migrate(client, layout)  # 0009
+    load_conventions(client, "llmloop")
+    send("c-native-after", native, "t3")
+    send("d-foreign-after", foreign, "t4")
+    # A collector older than 0009 restarting on this store writes conventions without foreign rows.
+    client.command("INSERT INTO llmloop.conventions (mapping, key, targets, generation) "
+                   "SELECT mapping, key, targets, generation + 1 FROM llmloop.conventions FINAL "
+                   "WHERE generation = (SELECT max(generation) FROM llmloop.conventions) "
+                   "AND mapping NOT IN ('foreign_key', 'foreign_prefix')")
+    send("e-foreign-no-rows", foreign, "t5")
+    send("f-native-no-rows", native, "t6")
+    rows = client.query("SELECT SpanName, Operation, RequestModel, InputTokens, ConfigId, InputMessages "
+                        "FROM llmloop.spans FINAL ORDER BY SpanName").named_results()
+    print(json.dumps(list(rows)))
+''')
+
+
+def test_spans_map_alike_before_after_and_without_foreign_rows(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path)], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = {row["SpanName"]: row for row in json.loads(done.stdout.strip().splitlines()[-1])}
+    assert sorted(rows) == ["a-native-before", "b-foreign-before", "c-native-after", "d-foreign-after",
+                            "e-foreign-no-rows", "f-native-no-rows"]
+    for name in ("a-native-before", "c-native-after", "f-native-no-rows"):
+        assert (rows[name]["Operation"], rows[name]["RequestModel"], rows[name]["InputTokens"],
+                rows[name]["ConfigId"]) == ("chat", "claude-sonnet-4-5", 10, "support@3"), rows[name]
+    for name in ("b-foreign-before", "d-foreign-after", "e-foreign-no-rows"):
+        assert (rows[name]["Operation"], rows[name]["RequestModel"], rows[name]["InputTokens"]) == (
+            "chat", "gpt-4o", 20), rows[name]
+        assert json.loads(rows[name]["InputMessages"]) == [
+            {"role": "user", "parts": [{"type": "text", "content": "Hi"}]}]
