@@ -13,6 +13,7 @@ from pathlib import Path
 
 SCRIPT = textwrap.dedent(r'''
     import hashlib, json, sys, time
+    from pathlib import Path
     from google.protobuf.internal.encoder import _VarintBytes
     from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
     from llmloop import queries
@@ -28,7 +29,7 @@ SCRIPT = textwrap.dedent(r'''
             for statement in queries.render(queries.load(f"schema/{name}"), layout):
                 client.command(statement)
             client.insert("llmloop.schema_migrations", [[version, name]], column_names=["version", "name"])
-    settings = Writer(TRACES, lambda: client, __import__("pathlib").Path(root) / "spool", local_store=True).settings
+    settings = Writer(TRACES, lambda: client, Path(root) / "spool", local_store=True).settings
     native = {"gen_ai.operation.name": "chat", "gen_ai.request.model": "claude-sonnet-4-5",
               "gen_ai.usage.input_tokens": 10, "llmloop.config.id": "support@3"}
     foreign = {"llm.request.type": "chat", "llm.request.model": "gpt-4o", "gen_ai.usage.prompt_tokens": 20,

@@ -111,7 +111,10 @@ WITH
         AS max_length,
     (SELECT max(generation) FROM {{db}}.conventions) AS generation_,
     (SELECT groupArray(concat('\n', key)) FROM {{db}}.conventions FINAL
-     WHERE mapping = 'foreign_prefix' AND generation = generation_) AS foreign_prefixes
+     WHERE mapping = 'foreign_prefix' AND generation = generation_) AS foreign_prefixes,
+    -- (the foreign check reads the parsed keys, not the SpanAttributes alias: that would expand its
+    -- expression again)
+    arrayMap(kv -> kv.key, span.attributes) AS span_keys_
 SELECT
     fromUnixTimestamp64Nano(toInt64(least(span.start_time_unix_nano, 9223372036854775807))) AS Timestamp,
     lower(hex(span.trace_id)) AS TraceId,
@@ -139,12 +142,9 @@ SELECT
     arrayMap(l -> l.trace_state, span.links) AS `Links.TraceState`,
     arrayMap(l -> llmloopAttributes(l.attributes, max_count, max_length, l.dropped_attributes_count), span.links)
         AS `Links.Attributes`,
-    -- (from the parsed keys, not from the SpanAttributes alias: that would expand its expression again)
     arrayExists(k -> k IN (SELECT key FROM {{db}}.conventions FINAL
-                           WHERE mapping = 'foreign_key'
-                             AND generation = (SELECT max(generation) FROM {{db}}.conventions)),
-                arrayMap(kv -> kv.key, span.attributes))
-    OR multiSearchAny(concat('\n', arrayStringConcat(arrayMap(kv -> kv.key, span.attributes), '\n')), foreign_prefixes)
+                           WHERE mapping = 'foreign_key' AND generation = generation_), span_keys_)
+    OR multiSearchAny(concat('\n', arrayStringConcat(span_keys_, '\n')), foreign_prefixes)
     OR empty(foreign_prefixes)
     OR hasAny(arrayMap(e -> e.name, span.events), ['gen_ai.client.inference.operation.details', 'gen_ai.content.prompt',
                                                    'gen_ai.content.completion']) AS Foreign
