@@ -1,0 +1,85 @@
+"""A store that no collector has started on yet (`ingest_limits` empty) applies the default limits.
+
+`llmloop migrate` alone leaves `ingest_limits` empty; OTLP written to such a store (by a collector
+that has not written its limits yet, or straight into the ingest tables) must keep its attributes.
+Runs in a child process: a process can open only one embedded store.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+SCRIPT = textwrap.dedent(r'''
+    import json, sys, time
+    from pathlib import Path
+    from google.protobuf.internal.encoder import _VarintBytes
+    from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
+    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+    from llmloop.collector.decode import LOGS, TRACES
+    from llmloop.collector.store import connect, load_conventions, migrate
+    from llmloop.collector.writer import Writer
+    from llmloop.queries import Layout
+
+    root = Path(sys.argv[1])
+    client = connect(f"chdb://{root}/store")
+    migrate(client, Layout())
+    load_conventions(client, "llmloop")
+    assert client.command("SELECT count() FROM llmloop.ingest_limits") == 0
+
+    def insert(signal, request):
+        body = request.SerializeToString()
+        settings = Writer(signal, lambda: client, root / "spool", local_store=True).settings
+        client.raw_insert(f"llmloop.otlp_{signal.name}_in", insert_block=_VarintBytes(len(body)) + body,
+                          fmt="Protobuf", settings=settings)
+
+    logs = logs_service_pb2.ExportLogsServiceRequest()
+    resource = logs.resource_logs.add()
+    resource.resource.attributes.add(key="service.name").value.string_value = "support-bot"
+    scope = resource.scope_logs.add()
+    scope.scope.attributes.add(key="scope.attr").value.string_value = "s"
+    record = scope.log_records.add(time_unix_nano=time.time_ns(), event_name="gen_ai.evaluation.result")
+    record.body.string_value = "hello"
+    record.attributes.add(key="gen_ai.evaluation.name").value.string_value = "relevance"
+    record.attributes.add(key="gen_ai.evaluation.score.value").value.double_value = 0.5
+    insert(LOGS, logs)
+
+    traces = trace_service_pb2.ExportTraceServiceRequest()
+    resource = traces.resource_spans.add()
+    resource.resource.attributes.add(key="service.name").value.string_value = "support-bot"
+    span = resource.scope_spans.add().spans.add(
+        name="chat", trace_id=bytes.fromhex("0af7651916cd43dd8448eb211c80319c"), span_id=bytes.fromhex("b7ad6b7169203331"),
+        start_time_unix_nano=time.time_ns(), end_time_unix_nano=time.time_ns() + 1000)
+    span.attributes.add(key="gen_ai.request.model").value.string_value = "claude-sonnet-4-5"
+    insert(TRACES, traces)
+
+    print(json.dumps({
+        "logs": list(client.query("SELECT ServiceName, ResourceAttributes, ScopeAttributes, LogAttributes, Body "
+                                  "FROM llmloop.logs").named_results()),
+        "spans": list(client.query("SELECT ServiceName, ResourceAttributes, SpanAttributes, RequestModel "
+                                   "FROM llmloop.spans").named_results()),
+    }))
+''')
+
+
+def test_empty_limits_keep_attributes(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path)], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    stored = json.loads(done.stdout.strip().splitlines()[-1])
+    assert stored["logs"] == [{
+        "ServiceName": "support-bot",
+        "ResourceAttributes": {"service.name": "support-bot"},
+        "ScopeAttributes": {"scope.attr": "s"},
+        "LogAttributes": {"gen_ai.evaluation.name": "relevance", "gen_ai.evaluation.score.value": "0.5"},
+        "Body": "hello",
+    }]
+    assert stored["spans"] == [{
+        "ServiceName": "support-bot",
+        "ResourceAttributes": {"service.name": "support-bot"},
+        "SpanAttributes": {"gen_ai.request.model": "claude-sonnet-4-5"},
+        "RequestModel": "claude-sonnet-4-5",
+    }]
