@@ -1,6 +1,7 @@
 """`llmloop serve`: start-up, run, and a graceful shutdown that flushes what was acknowledged.
 
-Phases, each logged: open the store and migrate; load the rollouts; start the writers; start
+Phases, each logged: open the store and migrate (waiting while a store server is unreachable: it
+may start after the collector); load the rollouts; start the writers; start
 OTLP/gRPC; serve OTLP/HTTP with the registry API and the SQL endpoint (one asyncio loop in a thread);
 wait for SIGTERM/SIGINT; stop accepting (answer long polls, close HTTP, then gRPC with a grace
 period); flush the writers.
@@ -15,6 +16,8 @@ import threading
 from collections.abc import Callable, Coroutine
 
 import uvicorn
+from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
 
 from llmloop.collector.api import PREFIX, create_api
 from llmloop.collector.config import Config
@@ -30,17 +33,21 @@ from llmloop.collector.writer import Writer
 log = logging.getLogger("llmloop.server")
 
 
+class StoreRefused(Exception):
+    """The store answers but refuses (a missing database, wrong credentials): waiting will not help."""
+
+
 def serve(config: Config, stop: threading.Event | None = None) -> None:
     """Run the collector until `stop` is set or SIGTERM/SIGINT arrives."""
     stop = stop or threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: stop.set())
     dsn = resolve_dsn(config.store)
-    client = connect(dsn)
-    applied = migrate(client, config.layout)
-    set_ingest_limits(client, config.layout.database, {"max_attributes": config.max_attributes,
-                                                       "max_value_length": config.max_attribute_length})
-    load_conventions(client, config.layout.database)
-    load_startup_prices(client, config.layout, config.prices)
-    log.info("store %s ready (%d migrations applied)", dsn, len(applied))
+    client = _open_store(config, dsn, stop)
+    if client is None:
+        log.info("stopped before the store was reachable")
+        return
     api, rollouts = create_api(client, config.layout, config.token, config.admin_token)
 
     spool = config.spool_path(dsn)
@@ -90,9 +97,6 @@ def serve(config: Config, stop: threading.Event | None = None) -> None:
     log.info("OTLP/HTTP and the API (%s) listening on %s:%d, SQL on %s:%d", PREFIX, config.host,
              config.http_port, config.host, config.sql_port)
 
-    if threading.current_thread() is threading.main_thread():
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, lambda *_: stop.set())
     while not stop.wait(0.5):
         if not http_thread.is_alive():
             log.error("HTTP servers stopped unexpectedly (port in use?); shutting down")
@@ -109,6 +113,33 @@ def serve(config: Config, stop: threading.Event | None = None) -> None:
     for writer in writers.values():
         writer.stop()
     log.info("stopped")
+
+
+def _open_store(config: Config, dsn: str, stop: threading.Event) -> Client | None:
+    """Connect, migrate and write the start-up state; None if `stop` came while the store was unreachable.
+
+    A network failure is retried with backoff (a ClickHouse server may start after the collector);
+    an error the store answers with is raised as StoreRefused.
+    """
+    delay = 0.5
+    while True:
+        try:
+            client = connect(dsn)
+            applied = migrate(client, config.layout)
+            set_ingest_limits(client, config.layout.database, {"max_attributes": config.max_attributes,
+                                                               "max_value_length": config.max_attribute_length})
+            load_conventions(client, config.layout.database)
+            load_startup_prices(client, config.layout, config.prices)
+        except OperationalError as exc:
+            log.warning("store %s unreachable, retrying in %.1fs: %.300s", dsn, delay, exc)
+            if stop.wait(delay):
+                return None
+            delay = min(delay * 2, 30.0)
+            continue
+        except DatabaseError as exc:
+            raise StoreRefused(f"cannot open the store {dsn}: {exc}") from exc
+        log.info("store %s ready (%d migrations applied)", dsn, len(applied))
+        return client
 
 
 def _event_loop_runner() -> Callable[[Coroutine], object]:

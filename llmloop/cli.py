@@ -79,15 +79,19 @@ def main() -> None:
               type=click.Choice(["debug", "info", "warning", "error"]))
 def serve(cluster, ttl_days, payload_ttl_days, inflight_mb, batch_spans, spool_max_mb, **options) -> None:
     """Run the OTLP collector (gRPC + HTTP) writing into the store, the registry API (/api/v1 on the
-    HTTP port) and the SQL endpoint."""
+    HTTP port) and the SQL endpoint. A store server that is not reachable yet is waited for."""
     from llmloop.collector.config import Config
+    from llmloop.collector.server import StoreRefused
     from llmloop.collector.server import serve as run
 
     if bool(options["tls_cert"]) != bool(options["tls_key"]):
         raise click.UsageError("--tls-cert and --tls-key go together")
     _logging(options["log_level"])
-    run(Config(layout=_layout(cluster, ttl_days, payload_ttl_days), inflight_bytes=inflight_mb * 1024 * 1024,
-               batch_items=batch_spans, spool_bytes=spool_max_mb * 1024 * 1024, **options))
+    try:
+        run(Config(layout=_layout(cluster, ttl_days, payload_ttl_days), inflight_bytes=inflight_mb * 1024 * 1024,
+                   batch_items=batch_spans, spool_bytes=spool_max_mb * 1024 * 1024, **options))
+    except StoreRefused as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @main.command()

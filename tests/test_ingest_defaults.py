@@ -51,7 +51,8 @@ SCRIPT = textwrap.dedent(r'''
     resource = traces.resource_spans.add()
     resource.resource.attributes.add(key="service.name").value.string_value = "support-bot"
     span = resource.scope_spans.add().spans.add(
-        name="chat", trace_id=bytes.fromhex("0af7651916cd43dd8448eb211c80319c"), span_id=bytes.fromhex("b7ad6b7169203331"),
+        name="chat", trace_id=bytes.fromhex("0af7651916cd43dd8448eb211c80319c"),
+        span_id=bytes.fromhex("b7ad6b7169203331"),
         start_time_unix_nano=time.time_ns(), end_time_unix_nano=time.time_ns() + 1000)
     span.attributes.add(key="gen_ai.request.model").value.string_value = "claude-sonnet-4-5"
     insert(TRACES, traces)

@@ -1,0 +1,93 @@
+"""`llmloop serve` before its store is up: it waits (a ClickHouse server starting after the collector),
+stops cleanly while waiting, and fails with a one-line error when the store answers but refuses."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Collector
+from tests.test_otlp_e2e import new_span, post, span_request
+from tests.test_store_outage import ChServer, wait_for
+
+WAITING = "unreachable, retrying"  # the collector's log while the store is down at start-up
+
+
+def starting(collector: Collector) -> tuple[threading.Thread, list[BaseException]]:
+    """`collector.start()` (which returns once it serves) in a thread; errors land in the list."""
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            collector.start()
+        except BaseException as exc:  # reported by the test
+            errors.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    wait_for(lambda: getattr(collector, "log", None) is not None, 10, "the collector process")
+    return thread, errors
+
+
+def test_serve_waits_for_a_store_that_starts_later(tmp_path: Path) -> None:
+    store = ChServer(tmp_path / "chserver")  # its port is chosen; nothing listens there yet
+    collector = Collector(tmp_path / "store", ["--store", store.dsn, "--spool-dir", str(tmp_path / "spool")])
+    thread, errors = starting(collector)
+    try:
+        wait_for(lambda: WAITING in collector.logs(), 20, "the collector to report the store unreachable")
+        time.sleep(1.5)  # keeps waiting: retried, not given up
+        assert collector.process.poll() is None, collector.logs()
+        assert collector.logs().count(WAITING) >= 2, collector.logs()
+        assert "Traceback" not in collector.logs()
+
+        store.start()
+        thread.join(60)
+        assert not errors, errors
+        span = new_span(name="after-the-store-came-up")
+        status, _, _ = post(f"{collector.http_url}/v1/traces", span_request(span).SerializeToString())
+        assert status == 200
+        assert store.wait_stored({span["trace_id"].hex()}) == {span["trace_id"].hex(): 1}
+    finally:
+        if collector.process and collector.process.poll() is None:
+            collector.stop()
+        if store.process and store.process.poll() is None:
+            store.kill()
+
+
+def test_sigterm_while_waiting_for_the_store_exits_cleanly(tmp_path: Path) -> None:
+    store = ChServer(tmp_path / "chserver")
+    collector = Collector(tmp_path / "store", ["--store", store.dsn, "--spool-dir", str(tmp_path / "spool")])
+    thread, _ = starting(collector)
+    wait_for(lambda: WAITING in collector.logs(), 20, "the collector to report the store unreachable")
+    started = time.monotonic()
+    collector.process.send_signal(signal.SIGTERM)
+    assert collector.process.wait(10) == 0, collector.logs()
+    assert time.monotonic() - started < 5
+    assert "Traceback" not in collector.logs()
+    thread.join(5)
+    collector.log.close()
+
+
+@pytest.fixture
+def store(tmp_path: Path):
+    server = ChServer(tmp_path / "chserver").start()
+    yield server
+    if server.process and server.process.poll() is None:
+        server.kill()
+
+
+def test_a_store_that_refuses_fails_fast_with_one_line(tmp_path: Path, store: ChServer) -> None:
+    collector = Collector(tmp_path / "store",
+                          ["--store", f"{store.dsn}/nosuchdb", "--spool-dir", str(tmp_path / "spool")])
+    with pytest.raises(RuntimeError, match="collector exited") as exited:
+        collector.start()
+    collector.log.close()
+    assert collector.process.returncode == 1
+    message = str(exited.value)
+    assert "Traceback" not in message
+    assert "cannot open the store" in message and "nosuchdb does not exist" in message
+    assert WAITING not in message
