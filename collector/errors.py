@@ -1,4 +1,5 @@
-"""The collector's error kinds: bad input (the client must not retry) vs. retryable overload."""
+"""The collector's error kinds: bad input (the client must not retry) vs. retryable overload, and a store
+that refuses the collector at start-up."""
 
 from __future__ import annotations
 
@@ -33,3 +34,7 @@ class Overloaded(CollectorError):
     def __init__(self, message: str, retry_after: float = 1.0) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class StoreRefused(Exception):
+    """The store answers but refuses (a missing database, wrong credentials): waiting will not help."""

@@ -22,31 +22,31 @@ from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
 from llmloop.collector.api import PREFIX, create_api
 from llmloop.collector.config import Config
 from llmloop.collector.decode import LOGS, TRACES
+from llmloop.collector.errors import StoreRefused
 from llmloop.collector.limits import InflightBudget
 from llmloop.collector.prices import load_startup_prices
 from llmloop.collector.receivers.grpc import create_grpc_server
 from llmloop.collector.receivers.http import create_otlp_app
 from llmloop.collector.sqlapi import create_sql_app
-from llmloop.collector.store import connect, load_conventions, migrate, resolve_dsn, set_ingest_limits
+from llmloop.collector.store import connect, load_conventions, migrate, redacted, resolve_dsn, set_ingest_limits
 from llmloop.collector.writer import Writer
 
 log = logging.getLogger("llmloop.server")
 
-
-class StoreRefused(Exception):
-    """The store answers but refuses (a missing database, wrong credentials): waiting will not help."""
+# Errors a store server answers that waiting will not cure (configuration): UNKNOWN_DATABASE, UNKNOWN_USER,
+# REQUIRED_PASSWORD, ACCESS_DENIED, AUTHENTICATION_FAILED.
+_REFUSALS = frozenset({81, 192, 194, 497, 516})
 
 
 def serve(config: Config, stop: threading.Event | None = None) -> None:
     """Run the collector until `stop` is set or SIGTERM/SIGINT arrives."""
     stop = stop or threading.Event()
     if threading.current_thread() is threading.main_thread():
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, lambda *_: stop.set())
+        _stop_on_signals(stop)
     dsn = resolve_dsn(config.store)
     client = _open_store(config, dsn, stop)
     if client is None:
-        log.info("stopped before the store was reachable")
+        log.info("stopped before the store was ready")
         return
     api, rollouts = create_api(client, config.layout, config.token, config.admin_token)
 
@@ -115,14 +115,28 @@ def serve(config: Config, stop: threading.Event | None = None) -> None:
     log.info("stopped")
 
 
-def _open_store(config: Config, dsn: str, stop: threading.Event) -> Client | None:
-    """Connect, migrate and write the start-up state; None if `stop` came while the store was unreachable.
+def _stop_on_signals(stop: threading.Event) -> None:
+    """SIGTERM/SIGINT set `stop` (a graceful shutdown); a second one ends the process at once (the
+    spool keeps what was acknowledged)."""
 
-    A network failure is retried with backoff (a ClickHouse server may start after the collector);
-    an error the store answers with is raised as StoreRefused.
+    def handle(signum: int, _frame: object) -> None:
+        stop.set()
+        signal.signal(signum, signal.SIG_DFL)
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, handle)
+
+
+def _open_store(config: Config, dsn: str, stop: threading.Event) -> Client | None:
+    """Connect, migrate and write the start-up state; None if `stop` came first.
+
+    A store server may start after the collector (compose, Kubernetes) or be briefly unable to serve
+    (a cluster without its Keeper yet): its errors are retried with backoff, each one logged, except
+    configuration errors (_REFUSALS), raised as StoreRefused. An embedded store's errors are raised too.
     """
-    delay = 0.5
+    shown, delay = redacted(dsn), 0.5
     while True:
+        client = None
         try:
             client = connect(dsn)
             applied = migrate(client, config.layout)
@@ -130,15 +144,21 @@ def _open_store(config: Config, dsn: str, stop: threading.Event) -> Client | Non
                                                                "max_value_length": config.max_attribute_length})
             load_conventions(client, config.layout.database)
             load_startup_prices(client, config.layout, config.prices)
-        except OperationalError as exc:
-            log.warning("store %s unreachable, retrying in %.1fs: %.300s", dsn, delay, exc)
+        except DatabaseError as exc:
+            if client is not None:
+                client.close()
+            if dsn.startswith("chdb://") or exc.code in _REFUSALS:
+                raise StoreRefused(f"cannot open the store {shown}: {exc}") from exc
+            state = "unreachable" if isinstance(exc, OperationalError) else "not ready"
+            log.warning("store %s %s, retrying in %.1fs: %.300s", shown, state, delay, exc)
             if stop.wait(delay):
                 return None
             delay = min(delay * 2, 30.0)
             continue
-        except DatabaseError as exc:
-            raise StoreRefused(f"cannot open the store {dsn}: {exc}") from exc
-        log.info("store %s ready (%d migrations applied)", dsn, len(applied))
+        if stop.is_set():
+            client.close()
+            return None
+        log.info("store %s ready (%d migrations applied)", shown, len(applied))
         return client
 
 

@@ -33,6 +33,14 @@ def resolve_dsn(dsn: str) -> str:
     )
 
 
+def redacted(dsn: str) -> str:
+    """`dsn` with its password replaced by `***`, for logs and messages."""
+    parts = urlsplit(dsn)
+    if not parts.password:
+        return dsn
+    return parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)).geturl()
+
+
 def connect(dsn: str) -> Client:
     """A client for the store named by `dsn` (see `resolve_dsn`)."""
     dsn = resolve_dsn(dsn)

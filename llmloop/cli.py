@@ -81,7 +81,7 @@ def serve(cluster, ttl_days, payload_ttl_days, inflight_mb, batch_spans, spool_m
     """Run the OTLP collector (gRPC + HTTP) writing into the store, the registry API (/api/v1 on the
     HTTP port) and the SQL endpoint. A store server that is not reachable yet is waited for."""
     from llmloop.collector.config import Config
-    from llmloop.collector.server import StoreRefused
+    from llmloop.collector.errors import StoreRefused
     from llmloop.collector.server import serve as run
 
     if bool(options["tls_cert"]) != bool(options["tls_key"]):
