@@ -34,8 +34,10 @@ def test_cluster_ddl_uses_on_cluster_replicated_engines_and_distributed_tables()
     assert "ENGINE = Distributed('prod', llmloop, configs_local, cityHash64(name))" in text
     assert "ENGINE = Distributed('prod', llmloop, rollout_events_local, cityHash64(rollout))" in text
     assert "ENGINE = Distributed('prod', llmloop, feedback_local, cityHash64(id))" in text
-    # The ingest views write through the Distributed tables.
+    # The ingest views write through the Distributed tables; table settings go to the local tables.
     assert "TO llmloop.spans AS" in text and "TO llmloop.logs AS" in text
+    alters = [s for s in statements if s.startswith("ALTER TABLE") and "MODIFY SETTING" in s]
+    assert alters and all(s.split()[2].endswith("_local") and "ON CLUSTER 'prod'" in s for s in alters)
 
 
 def test_ttls_render_only_when_set() -> None:
