@@ -28,7 +28,15 @@ from llmloop.collector.prices import load_startup_prices
 from llmloop.collector.receivers.grpc import create_grpc_server
 from llmloop.collector.receivers.http import create_otlp_app
 from llmloop.collector.sqlapi import create_sql_app
-from llmloop.collector.store import connect, load_conventions, migrate, redacted, resolve_dsn, set_ingest_limits
+from llmloop.collector.store import (
+    connect,
+    load_conventions,
+    migrate,
+    redacted,
+    resolve_dsn,
+    retry_delays,
+    set_ingest_limits,
+)
 from llmloop.collector.writer import Writer
 
 log = logging.getLogger("llmloop.server")
@@ -134,7 +142,7 @@ def _open_store(config: Config, dsn: str, stop: threading.Event) -> Client | Non
     (a cluster without its Keeper yet): its errors are retried with backoff, each one logged, except
     configuration errors (_REFUSALS), raised as StoreRefused. An embedded store's errors are raised too.
     """
-    shown, delay = redacted(dsn), 0.5
+    shown, delays = redacted(dsn), retry_delays(0.5)
     while True:
         client = None
         try:
@@ -149,11 +157,10 @@ def _open_store(config: Config, dsn: str, stop: threading.Event) -> Client | Non
                 client.close()
             if dsn.startswith("chdb://") or exc.code in _REFUSALS:
                 raise StoreRefused(f"cannot open the store {shown}: {exc}") from exc
-            state = "unreachable" if isinstance(exc, OperationalError) else "not ready"
+            state, delay = "unreachable" if isinstance(exc, OperationalError) else "not ready", next(delays)
             log.warning("store %s %s, retrying in %.1fs: %.300s", shown, state, delay, exc)
             if stop.wait(delay):
                 return None
-            delay = min(delay * 2, 30.0)
             continue
         if stop.is_set():
             client.close()

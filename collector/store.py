@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -31,6 +33,11 @@ def resolve_dsn(dsn: str) -> str:
     raise ValueError(
         f"unsupported store DSN {dsn!r}: use chdb://PATH (embedded) or http(s)://user:pass@host:port/db"
     )
+
+
+def retry_delays(first: float, cap: float = 30.0) -> Iterator[float]:
+    """Seconds to wait before each retry of a store operation: `first`, doubling, at most `cap`."""
+    return (min(first * 2**attempt, cap) for attempt in itertools.count())
 
 
 def redacted(dsn: str) -> str:

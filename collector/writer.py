@@ -21,6 +21,7 @@ from clickhouse_connect.driver.client import Client
 from llmloop.collector.decode import Signal
 from llmloop.collector.protoschema import format_schema
 from llmloop.collector.spool import Segment, Spool, records
+from llmloop.collector.store import retry_delays
 
 log = logging.getLogger("llmloop.writer")
 
@@ -121,15 +122,13 @@ class Writer:
 
     def _client(self) -> Client | None:
         """A store client, retried while the store is unreachable; None if shutdown came first."""
-        delay = 0.2
-        while True:
+        for delay in retry_delays(0.2):
             try:
                 return self._connect()
             except Exception as exc:  # the store may be down right now; the spool holds the data
                 log.warning("%s writer cannot reach the store, retrying in %.1fs: %s", self.signal.name, delay, exc)
                 if self._closing.wait(delay):
                     return None
-                delay = min(delay * 2, 30.0)
 
     def _insert(self, client: Client, segment: Segment) -> bool:
         """Insert one segment, retrying with backoff; False if shutdown came first.
@@ -140,7 +139,7 @@ class Writer:
         every later segment (a damaged spool file, or input ClickHouse cannot read).
         """
         data = segment.path.read_bytes()
-        delay, rejected_input = 0.2, False
+        delays, rejected_input = retry_delays(0.2), False
         while True:
             started = time.perf_counter()
             try:
@@ -149,12 +148,11 @@ class Writer:
                 else:
                     self._raw_insert(client, data, segment.token)
             except Exception as exc:  # the store failing must not lose the segment: retry it
-                rejected_input = rejects_input(exc)
+                rejected_input, delay = rejects_input(exc), next(delays)
                 log.warning("insert of %s into %s failed, retrying in %.1fs: %.300s",
                             segment.path.name, self.table, delay, exc)
                 if self._closing.wait(delay):
                     return False
-                delay = min(delay * 2, 30.0)
                 continue
             log.debug("inserted %s (%d items, %d bytes) in %.3fs", segment.path.name, segment.items,
                       segment.size, time.perf_counter() - started)
