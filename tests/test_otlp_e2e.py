@@ -125,6 +125,21 @@ def test_timestamps_keep_nanoseconds(collector: Collector) -> None:
     assert int(rows[0]["Duration"]) == 876_543_211
 
 
+def test_inserted_batches_are_stored_as_compact_parts(collector: Collector) -> None:
+    # ~16 MB uncompressed: over ClickHouse's default threshold for Wide parts (10 MB), under 0012's.
+    spans = [new_span(attributes=[{"key": "payload", "value": {"string_value": f"{i:08d}" * 250}}])
+             for i in range(8_000)]
+    trace_ids = {s["trace_id"].hex() for s in spans}
+    status, _, _ = post(f"{collector.http_url}/v1/traces", span_request(*spans).SerializeToString())
+    assert status == 200
+    one = min(trace_ids)
+    collector.wait_rows(f"SELECT 1 FROM llmloop.spans WHERE TraceId = '{one}'", 1)
+    parts = collector.sql("SELECT part_type, rows FROM system.parts "
+                          "WHERE database = 'llmloop' AND table = 'spans' AND active")
+    assert max(int(p["rows"]) for p in parts) >= 8_000
+    assert {p["part_type"] for p in parts} == {"Compact"}
+
+
 def test_json_body_hex_ids_integer_enums_int64_strings_and_unknown_fields(collector: Collector) -> None:
     trace_id, span_id = os.urandom(16).hex().upper(), os.urandom(8).hex()  # hex is case-insensitive
     body = {
