@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import ssl
 import threading
 from collections.abc import Callable, Coroutine
 
@@ -140,7 +141,8 @@ def _open_store(config: Config, dsn: str, stop: threading.Event) -> Client | Non
 
     A store server may start after the collector (compose, Kubernetes) or be briefly unable to serve
     (a cluster without its Keeper yet): its errors are retried with backoff, each one logged, except
-    configuration errors (_REFUSALS), raised as StoreRefused. An embedded store's errors are raised too.
+    configuration errors (_REFUSALS, and TLS failures: an untrusted certificate, a port that does not
+    speak TLS), raised as StoreRefused. An embedded store's errors are raised too.
     """
     shown, delays = redacted(dsn), retry_delays(0.5)
     while True:
@@ -155,7 +157,7 @@ def _open_store(config: Config, dsn: str, stop: threading.Event) -> Client | Non
         except DatabaseError as exc:
             if client is not None:
                 client.close()
-            if dsn.startswith("chdb://") or exc.code in _REFUSALS:
+            if dsn.startswith("chdb://") or exc.code in _REFUSALS or _tls_failure(exc):
                 raise StoreRefused(f"cannot open the store {shown}: {exc}") from exc
             state, delay = "unreachable" if isinstance(exc, OperationalError) else "not ready", next(delays)
             log.warning("store %s %s, retrying in %.1fs: %.300s", shown, state, delay, exc)
@@ -167,6 +169,15 @@ def _open_store(config: Config, dsn: str, stop: threading.Event) -> Client | Non
             return None
         log.info("store %s ready (%d migrations applied)", shown, len(applied))
         return client
+
+
+def _tls_failure(exc: BaseException | None) -> bool:
+    """Whether `exc` was caused by a failed TLS handshake (waiting will not cure it)."""
+    while exc is not None:
+        if isinstance(exc, ssl.SSLError):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def _event_loop_runner() -> Callable[[Coroutine], object]:

@@ -51,9 +51,11 @@ def redacted(dsn: str) -> str:
 def connect(dsn: str) -> Client:
     """A client for the store named by `dsn` (see `resolve_dsn`)."""
     dsn = resolve_dsn(dsn)
-    if dsn.startswith("chdb://"):
+    scheme = urlsplit(dsn).scheme
+    if scheme == "chdb":
         return clickhouse_connect.get_client(dsn=dsn)
-    return clickhouse_connect.get_client(dsn=dsn, autogenerate_session_id=False)
+    # The scheme picks TLS: clickhouse-connect itself ignores it and guesses from the port (443/8443).
+    return clickhouse_connect.get_client(dsn=dsn, interface=scheme, autogenerate_session_id=False)
 
 
 def migrate(client: Client, layout: Layout) -> list[str]:

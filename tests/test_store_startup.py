@@ -93,3 +93,21 @@ def test_a_store_that_refuses_fails_fast_with_one_line(tmp_path: Path) -> None:
     assert "cannot open the store" in message and "nosuchdb does not exist" in message
     assert "secret" not in message and "default:***@" in message
     assert WAITING not in message
+
+
+def test_an_https_store_is_spoken_to_over_tls_and_a_failed_handshake_fails_fast(tmp_path: Path) -> None:
+    # A plain-HTTP server behind an https:// DSN: the collector must try TLS (not fall back to plain
+    # HTTP with the password in clear text) and stop at once, since waiting will not fix it.
+    store = ChServer(tmp_path / "chserver").start()
+    collector = Collector(tmp_path / "store", ["--store", f"https://default:secret@127.0.0.1:{store.port}/llmloop",
+                                               "--spool-dir", str(tmp_path / "spool")])
+    try:
+        with pytest.raises(RuntimeError, match="collector exited") as exited:
+            collector.start()
+    finally:
+        collector.log.close()
+        store.kill()
+    message = str(exited.value)
+    assert collector.process.returncode == 1 and "Traceback" not in message
+    assert "cannot open the store https://default:***@" in message and "SSL" in message
+    assert WAITING not in message and "secret" not in message
