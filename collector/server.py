@@ -48,10 +48,21 @@ _REFUSALS = frozenset({81, 192, 194, 497, 516})
 
 
 def serve(config: Config, stop: threading.Event | None = None) -> None:
-    """Run the collector until `stop` is set or SIGTERM/SIGINT arrives."""
+    """Run the collector until `stop` is set or SIGTERM/SIGINT arrives (from the main thread)."""
     stop = stop or threading.Event()
-    if threading.current_thread() is threading.main_thread():
-        _stop_on_signals(stop)
+    if threading.current_thread() is not threading.main_thread():
+        _serve(config, stop)
+        return
+    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)}
+    _stop_on_signals(stop)
+    try:
+        _serve(config, stop)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _serve(config: Config, stop: threading.Event) -> None:
     dsn = resolve_dsn(config.store)
     client = _open_store(config, dsn, stop)
     if client is None:

@@ -4,6 +4,9 @@ stops cleanly while waiting, and fails with a one-line error when the store answ
 from __future__ import annotations
 
 import signal
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 from pathlib import Path
@@ -111,3 +114,29 @@ def test_an_https_store_is_spoken_to_over_tls_and_a_failed_handshake_fails_fast(
     assert collector.process.returncode == 1 and "Traceback" not in message
     assert "cannot open the store https://default:***@" in message and "SSL" in message
     assert WAITING not in message and "secret" not in message
+
+
+def test_serve_returns_the_signal_handlers_it_found(tmp_path: Path) -> None:
+    # An embedding program (or a test runner) calling serve() keeps its own SIGTERM/SIGINT handling after.
+    script = textwrap.dedent("""
+        import signal, sys, threading
+        from llmloop.collector.config import Config
+        from llmloop.collector.server import serve
+        from tests.conftest import free_port
+
+        def mine(signum, frame):
+            pass
+
+        signal.signal(signal.SIGTERM, mine)
+        stop = threading.Event()
+        config = Config(store=f"chdb://{sys.argv[1]}/store", grpc_port=free_port(), http_port=free_port(),
+                        sql_port=free_port())
+        threading.Timer(3, stop.set).start()
+        serve(config, stop)
+        assert signal.getsignal(signal.SIGTERM) is mine, signal.getsignal(signal.SIGTERM)
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler, signal.getsignal(signal.SIGINT)
+        print("restored")
+    """)
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True,
+                          timeout=120, cwd=Path(__file__).parent.parent)
+    assert done.returncode == 0 and "restored" in done.stdout, done.stderr[-2000:]
