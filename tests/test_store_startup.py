@@ -80,9 +80,10 @@ def test_sigterm_while_waiting_for_the_store_exits_cleanly(tmp_path: Path) -> No
         collector.log.close()
 
 
-def test_a_store_that_refuses_fails_fast_with_one_line(tmp_path: Path) -> None:
+def refused(tmp_path: Path, dsn: str) -> tuple[int, str]:
+    """Start a collector on `dsn` ({port}: a running test store), which must exit: (exit code, message)."""
     store = ChServer(tmp_path / "chserver").start()
-    collector = Collector(tmp_path / "store", ["--store", f"http://default:secret@127.0.0.1:{store.port}/nosuchdb",
+    collector = Collector(tmp_path / "store", ["--store", dsn.format(port=store.port),
                                                "--spool-dir", str(tmp_path / "spool")])
     try:
         with pytest.raises(RuntimeError, match="collector exited") as exited:
@@ -90,8 +91,12 @@ def test_a_store_that_refuses_fails_fast_with_one_line(tmp_path: Path) -> None:
     finally:
         collector.log.close()
         store.kill()
-    assert collector.process.returncode == 1
-    message = str(exited.value)
+    return collector.process.returncode, str(exited.value)
+
+
+def test_a_store_that_refuses_fails_fast_with_one_line(tmp_path: Path) -> None:
+    returncode, message = refused(tmp_path, "http://default:secret@127.0.0.1:{port}/nosuchdb")
+    assert returncode == 1
     assert "Traceback" not in message
     assert "cannot open the store" in message and "nosuchdb does not exist" in message
     assert "secret" not in message and "default:***@" in message
@@ -101,17 +106,8 @@ def test_a_store_that_refuses_fails_fast_with_one_line(tmp_path: Path) -> None:
 def test_an_https_store_is_spoken_to_over_tls_and_a_failed_handshake_fails_fast(tmp_path: Path) -> None:
     # A plain-HTTP server behind an https:// DSN: the collector must try TLS (not fall back to plain
     # HTTP with the password in clear text) and stop at once, since waiting will not fix it.
-    store = ChServer(tmp_path / "chserver").start()
-    collector = Collector(tmp_path / "store", ["--store", f"https://default:secret@127.0.0.1:{store.port}/llmloop",
-                                               "--spool-dir", str(tmp_path / "spool")])
-    try:
-        with pytest.raises(RuntimeError, match="collector exited") as exited:
-            collector.start()
-    finally:
-        collector.log.close()
-        store.kill()
-    message = str(exited.value)
-    assert collector.process.returncode == 1 and "Traceback" not in message
+    returncode, message = refused(tmp_path, "https://default:secret@127.0.0.1:{port}/llmloop")
+    assert returncode == 1 and "Traceback" not in message
     assert "cannot open the store https://default:***@" in message and "SSL" in message
     assert WAITING not in message and "secret" not in message
 
