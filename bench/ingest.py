@@ -21,8 +21,8 @@ first, then gRPC against the same collector, each sending `--spans` spans):
 
 Figures per protocol: send-only spans/s (start until the last request is acknowledged),
 end-to-end spans/s (start until all spans are queryable; 0.2 s poll resolution), the collector's
-peak RSS (VmHWM, reset per phase through /proc/PID/clear_refs when allowed) and CPU seconds
-(/proc/PID/stat) against the clients' CPU seconds and everything else the machine ran meanwhile
+peak RSS (VmHWM, reset per phase through /proc/PID/clear_refs when allowed), CPU seconds and minor
+page faults per span (/proc/PID/stat) against the clients' CPU seconds and everything else the machine ran meanwhile
 (/proc/stat: other work skews the figures), the collector's CPU split by thread name, and
 a comparison with the 50,000 spans/s end-to-end target. A bench, so it exits 0 whether or not the
 target is met; it exits 2 with the collector's log when the collector does not start.
@@ -400,6 +400,9 @@ class Collector:
     def cpu_s(self) -> float:
         return _stat_cpu(Path(f"/proc/{self.pid}/stat"))
 
+    def minor_faults(self) -> int:
+        return _stat_fields(Path(f"/proc/{self.pid}/stat"))[7]  # minflt, field 10 of stat(5)
+
     def reset_peak_rss(self) -> bool:
         """Reset VmHWM (Linux: 5 > /proc/PID/clear_refs); False when not allowed."""
         try:
@@ -442,10 +445,15 @@ class Collector:
         return self.process.returncode
 
 
+def _stat_fields(path: Path) -> list[int]:
+    """The numeric fields of a /proc/.../stat file from field 3 (state) on; state itself reads as 0."""
+    return [int(x) if x.lstrip("-").isdigit() else 0 for x in path.read_text().rpartition(")")[2].split()]
+
+
 def _stat_cpu(path: Path) -> float:
     """utime + stime of a /proc/.../stat file, in seconds."""
-    fields = path.read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # fields 14 and 15 of stat(5)
+    fields = _stat_fields(path)
+    return (fields[11] + fields[12]) / CLK_TCK  # fields 14 and 15 of stat(5)
 
 
 def _machine_busy_s() -> float:
@@ -492,6 +500,7 @@ class Result:
     rss_mib: float = float("nan")
     peak_rss_is_phase: bool = True
     collector_cpu_s: float = float("nan")
+    minor_faults: int = -1
     clients_cpu_s: float = float("nan")
     machine_busy_s: float = float("nan")
     thread_cpu: list[tuple[str, float]] = field(default_factory=list)
@@ -543,7 +552,7 @@ def measure(collector: Collector, protocol: str, args: argparse.Namespace, seed:
         baseline = collector.count()
         expected = baseline + args.spans
         peak_reset = collector.reset_peak_rss()
-        cpu0 = collector.cpu_s()
+        cpu0, faults0 = collector.cpu_s(), collector.minor_faults()
         busy0 = _machine_busy_s()
         threads0 = collector.threads_cpu()
         t0 = time.monotonic()
@@ -591,6 +600,7 @@ def measure(collector: Collector, protocol: str, args: argparse.Namespace, seed:
         result.stored = stored - baseline
         if collector.process is not None and collector.process.poll() is None:
             result.collector_cpu_s = collector.cpu_s() - cpu0
+            result.minor_faults = collector.minor_faults() - faults0
             result.machine_busy_s = _machine_busy_s() - busy0
             result.thread_cpu = _thread_groups(threads0, collector.threads_cpu())
             result.peak_rss_mib, result.rss_mib = collector.memory_mib()
@@ -640,6 +650,8 @@ def report(results: list[Result], args: argparse.Namespace) -> None:
         ("collector RSS at end MiB", [_fmt(r.rss_mib) for r in results]),
         ("collector CPU s (cores)", [f"{_fmt(r.collector_cpu_s, 2)} ({_fmt(r.collector_cpu_s / r.e2e_s, 2)})"
                                      if r.complete else _fmt(r.collector_cpu_s, 2) for r in results]),
+        ("collector page faults/span", [_fmt(r.minor_faults / r.spans, 2) if r.minor_faults >= 0 else "-"
+                                        for r in results]),
         ("clients CPU s", [_fmt(r.clients_cpu_s, 2) for r in results]),
         ("other processes CPU s", [_fmt(r.machine_busy_s - r.collector_cpu_s - r.clients_cpu_s, 2)
                                    for r in results]),
