@@ -6,10 +6,16 @@ appenders share one fsync: group commit). A closed segment is exactly the input 
 replayed after a crash (inserted, but not yet deleted) is not stored twice. On start-up, segments
 left by a previous run are recovered: a torn tail (never acknowledged) is cut off, the rest is
 queued for insertion.
+
+A request whose write or fsync fails (a full disk, an I/O error) is refused as Overloaded, which
+clients retry. Its torn bytes are cut off the segment, so the requests around it stay whole and
+the spool takes requests again as soon as the disk does; after a failed fsync the segment is cut
+back to what an earlier fsync made durable and closed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -53,6 +59,21 @@ def records(data: bytes) -> Iterator[bytes]:
         pos = start + length
 
 
+def _write_all(fd: int, *buffers: bytes) -> None:
+    """Write `buffers` to `fd` in full (os.writev may write less than asked)."""
+    views = [memoryview(buffer) for buffer in buffers]
+    while views:
+        written = os.writev(fd, views)
+        while views and written >= len(views[0]):
+            written -= len(views.pop(0))
+        if views and written:
+            views[0] = views[0][written:]
+
+
+def _refusal(error: str) -> Overloaded:
+    return Overloaded(f"{error}; retry later", retry_after=2)
+
+
 def complete_length(data: bytes) -> int:
     """Length of the longest prefix of `data` made of whole length-delimited records."""
     pos = 0
@@ -81,13 +102,15 @@ class Spool:
         self._sync_lock = threading.Lock()  # one fsync at a time; later appenders ride along
         self._ready: deque[Segment] = deque()
         self._bytes = 0  # on disk: open + closed, not yet deleted
-        self._file = None
+        self._fd: int | None = None  # the open segment, written unbuffered
         self._path: Path | None = None
+        self._sealed = False  # a failed write could not be cut off: no more appends to this segment
         self._opened = 0.0
         self._items = 0
         self._written = 0  # bytes appended to the open segment
         self._synced = 0  # of those, bytes known durable
         self._generation = 0  # bumps when a segment is closed
+        self._failed: dict[int, tuple[int, str]] = {}  # generation -> (bytes kept, error) after an I/O error
         self._recover()
 
     def _recover(self) -> None:
@@ -113,21 +136,28 @@ class Spool:
                      self.directory.name, len(self._ready), self._bytes)
 
     def append(self, payload: bytes, items: int) -> None:
-        """Append one request and return once it is durable; Overloaded past the disk budget."""
+        """Append one request and return once it is durable; Overloaded past the disk budget or when
+        the spool cannot write."""
         prefix = _VarintBytes(len(payload))  # written apart: no copy of a large payload
         size = len(prefix) + len(payload)
         with self._lock:
             if self._bytes + size > self.max_bytes and self._bytes:
                 raise Overloaded(f"spool full: {self._bytes} bytes waiting for the store "
                                  f"(budget {self.max_bytes})", retry_after=2)
-            if self._file is None:
-                self._path = self.directory / f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}{OPEN_SUFFIX}"
-                self._file = open(self._path, "ab")  # noqa: SIM115 - closed in _close_locked
-                self._sync_directory()  # the new file's name must survive a power loss too
-                self._opened = time.monotonic()
-                self._items = self._written = self._synced = 0
-            self._file.write(prefix)
-            self._file.write(payload)
+            if self._sealed:
+                raise _refusal("the spool cannot write: a segment is being closed after a write error")
+            if self._fd is None:
+                self._open_locked()
+            assert self._fd is not None
+            try:
+                _write_all(self._fd, prefix, payload)
+            except OSError as exc:
+                log.error("%s: cannot write to the spool, refusing a request (retryable): %s", self.directory.name, exc)
+                try:
+                    os.ftruncate(self._fd, self._written)  # drop the torn bytes: the segment stays whole
+                except OSError:
+                    self._sealed = True  # whole up to _written only: the next close cuts it there
+                raise _refusal(f"the spool cannot write: {exc}") from None
             self._written += size
             self._items += items
             self._bytes += size
@@ -137,27 +167,56 @@ class Spool:
         if full:
             self._close(generation)
 
+    def _open_locked(self) -> None:
+        path = self.directory / f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}{OPEN_SUFFIX}"
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            try:
+                self._sync_directory()  # the new file's name must survive a power loss too
+            except OSError:
+                os.close(fd)
+                path.unlink(missing_ok=True)
+                raise
+        except OSError as exc:
+            log.error("%s: cannot create a spool segment, refusing a request (retryable): %s",
+                      self.directory.name, exc)
+            raise _refusal(f"the spool cannot write: {exc}") from None
+        self._fd, self._path = fd, path
+        self._opened = time.monotonic()
+        self._items = self._written = self._synced = 0
+
     def _sync(self, generation: int, target: int) -> None:
         """Make the open segment durable up to `target` unless a close or another fsync did it.
 
         Lock order is always _sync_lock, then _lock; closing takes both, so the file cannot be
-        closed under a running fsync.
+        closed under a running fsync. Raises Overloaded if an I/O error lost bytes up to `target`.
         """
         if not self.fsync:
-            with self._lock:
-                if generation == self._generation and self._file is not None:
-                    self._file.flush()
             return
         with self._sync_lock:
             with self._lock:
-                if generation != self._generation or self._synced >= target or self._file is None:
-                    return  # closed (and fsync'd) since, or covered by an earlier fsync
-                self._file.flush()
-                fd, written = self._file.fileno(), self._written
-            os.fsync(fd)
+                if generation != self._generation:
+                    self._check_kept(generation, target)  # closed (and fsync'd) since, unless it failed
+                    return
+                if self._synced >= target or self._fd is None:
+                    return  # covered by an earlier fsync
+                fd, written = self._fd, self._written
+            try:
+                os.fsync(fd)
+            except OSError as exc:
+                with self._lock:
+                    if generation == self._generation:
+                        self._fail_locked(exc)
+                    self._check_kept(generation, target)
+                return
             with self._lock:
                 if generation == self._generation:
                     self._synced = max(self._synced, written)
+
+    def _check_kept(self, generation: int, target: int) -> None:
+        kept, error = self._failed.get(generation, (target, ""))
+        if target > kept:
+            raise _refusal(error)
 
     def _sync_directory(self) -> None:
         if self.fsync:
@@ -169,26 +228,62 @@ class Spool:
 
     def _close(self, generation: int | None = None) -> None:
         with self._sync_lock, self._lock:
-            if self._file is not None and generation in (None, self._generation):
+            if self._fd is not None and generation in (None, self._generation):
                 self._close_locked()
 
     def _close_locked(self) -> None:
-        assert self._file is not None and self._path is not None
-        self._file.flush()
-        if self.fsync:
-            os.fsync(self._file.fileno())
-        self._file.close()
-        path = self._path.rename(self._path.with_suffix(SEGMENT_SUFFIX))
-        self._sync_directory()
-        self._ready.append(Segment(path, self._items, self._written))
-        self._file = self._path = None
+        """Close the open segment (both locks held): cut, fsync'd, renamed and queued."""
+        assert self._fd is not None
+        try:
+            if self._sealed:
+                os.ftruncate(self._fd, self._written)
+            if self.fsync:
+                os.fsync(self._fd)
+        except OSError as exc:
+            self._fail_locked(exc)
+            return
+        self._finish_locked(self._written, self._items)
+
+    def _fail_locked(self, exc: OSError) -> None:
+        """An fsync of the open segment failed (both locks held): what it covered may be lost, so
+        only what an earlier fsync made durable is kept; the segment is cut there and closed, and
+        the requests past it are refused (`_check_kept`)."""
+        assert self._fd is not None and self._path is not None
+        keep = self._synced
+        # If the cut fails too, the writer still reads only the kept bytes; a restart may replay more
+        # (requests that were refused, so clients resend them: the duplicates collapse).
+        with contextlib.suppress(OSError):
+            os.ftruncate(self._fd, keep)
+        log.error("%s: cannot sync spool segment %s (%s): keeping its first %d bytes, refusing (retryable) "
+                  "the requests after them", self.directory.name, self._path.name, exc, keep)
+        self._failed[self._generation] = (keep, f"the spool cannot write: {exc}")
+        self._bytes -= self._written - keep
+        self._finish_locked(keep, -1)
+
+    def _finish_locked(self, size: int, items: int) -> None:
+        """Close the open segment's file and queue its first `size` bytes (a file kept empty is deleted)."""
+        assert self._fd is not None and self._path is not None
+        with contextlib.suppress(OSError):  # what the segment keeps was fsync'd (or is not counted on)
+            os.close(self._fd)
+        path = self._path
+        self._fd = self._path = None
+        self._sealed = False
         self._generation += 1
+        if size == 0:
+            path.unlink(missing_ok=True)
+            return
+        try:
+            path = path.rename(path.with_suffix(SEGMENT_SUFFIX))
+            self._sync_directory()
+        except OSError as exc:  # a .open segment is still inserted, and recovered after a restart
+            log.error("%s: cannot rename spool segment %s: %s", self.directory.name, path.name, exc)
+        self._ready.append(Segment(path, items, size))
         self._has_ready.notify()
 
     def close_if_older(self, seconds: float) -> None:
         """Close the open segment if it has waited `seconds` (so partial batches get written)."""
         with self._lock:
-            due = self._file is not None and time.monotonic() - self._opened >= seconds
+            due = self._fd is not None and time.monotonic() - self._opened >= seconds
             generation = self._generation
         if due:
             self._close(generation)

@@ -138,7 +138,8 @@ class Writer:
         requests the store rejects are moved to `rejected/` with an error log instead of blocking
         every later segment (a damaged spool file, or input ClickHouse cannot read).
         """
-        data = segment.path.read_bytes()
+        with open(segment.path, "rb") as file:
+            data = file.read(segment.size)  # the spool's whole requests (see Spool._fail_locked)
         delays, rejected_input = retry_delays(0.2), False
         while True:
             started = time.perf_counter()

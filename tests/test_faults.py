@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import signal
+import subprocess
 import threading
 import time
 import urllib.error
+
+import pytest
 
 from tests.test_otlp_e2e import new_span, post, span_request
 
@@ -108,3 +112,44 @@ def test_damaged_spool_segment_is_quarantined_not_blocking(new_collector, tmp_pa
                                    1, timeout=60), collector.logs()
     assert list((spool / "rejected").iterdir()), collector.logs()
     assert "the store rejects request 1" in collector.logs()
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 4 MiB tmpfs (a real file system that fills up); skipped where mounting is not allowed."""
+    mount = tmp_path / "small-disk"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_full_spool_disk_answers_retryable_status_and_recovers(new_collector, small_disk) -> None:
+    """A spool write that fails (disk full) is refused with 503 + Retry-After, costs nothing that was
+    acknowledged, and does not wedge the spool: once there is room, exports are taken and stored."""
+    collector = new_collector("--spool-dir", str(small_disk))
+    url = f"{collector.http_url}/v1/traces"
+    filler = small_disk / "filler"
+    stats = os.statvfs(small_disk)
+    filler.write_bytes(bytes(stats.f_bavail * stats.f_frsize - 700_000))  # leaves ~700 kB free
+
+    def request(label: str, n: int) -> bytes:
+        return span_request(*[new_span(name=label + "x" * 300) for _ in range(n)]).SerializeToString()
+
+    sizes = {"small": 1000, "later": 1000, "large": 4000}  # ~0.35 MB fits; ~1.4 MB cannot fit beside the filler
+    bodies = {label: request(label, n) for label, n in sizes.items()}
+    assert post(url, bodies["small"])[0] == 200
+    status, headers, _ = post(url, bodies["large"])
+    assert status == 503, collector.logs()
+    assert int(headers["retry-after"]) >= 1
+    filler.unlink()
+    assert post(url, bodies["later"])[0] == 200, collector.logs()
+    assert post(url, bodies["large"])[0] == 200, collector.logs()  # the client's retry
+    for label, n in sizes.items():
+        rows = collector.wait_rows("SELECT SpanId FROM llmloop.spans FINAL WHERE startsWith(SpanName, {label:String})",
+                                   n, timeout=60, label=label)
+        assert len(rows) == n, (label, collector.logs())
+    assert "cannot write to the spool" in collector.logs()
+    assert "No space left on device" in collector.logs()
