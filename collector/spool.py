@@ -16,6 +16,7 @@ back to what an earlier fsync made durable and closed.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import threading
@@ -64,6 +65,8 @@ def _write_all(fd: int, *buffers: bytes) -> None:
     views = [memoryview(buffer) for buffer in buffers]
     while views:
         written = os.writev(fd, views)
+        if not written:
+            raise OSError(errno.EIO, "write made no progress")
         while views and written >= len(views[0]):
             written -= len(views.pop(0))
         if views and written:
@@ -149,20 +152,27 @@ class Spool:
             if self._fd is None:
                 self._open_locked()
             assert self._fd is not None
+            generation, error = self._generation, None
             try:
                 _write_all(self._fd, prefix, payload)
-            except OSError as exc:
-                log.error("%s: cannot write to the spool, refusing a request (retryable): %s", self.directory.name, exc)
+            except BaseException as exc:  # an interrupted write leaves torn bytes too
                 try:
                     os.ftruncate(self._fd, self._written)  # drop the torn bytes: the segment stays whole
                 except OSError:
-                    self._sealed = True  # whole up to _written only: the next close cuts it there
-                raise _refusal(f"the spool cannot write: {exc}") from None
-            self._written += size
-            self._items += items
-            self._bytes += size
-            generation, target = self._generation, self._written
-            full = self._items >= self.segment_items
+                    self._sealed = True  # whole up to _written only: closed below, read only that far
+                if not isinstance(exc, OSError):
+                    raise
+                error, sealed = exc, self._sealed
+            else:
+                self._written += size
+                self._items += items
+                self._bytes += size
+                target, full = self._written, self._items >= self.segment_items
+        if error is not None:
+            log.error("%s: cannot write to the spool, refusing a request (retryable): %s", self.directory.name, error)
+            if sealed:
+                self._close(generation)
+            raise _refusal(f"the spool cannot write: {error}")
         self._sync(generation, target)
         if full:
             self._close(generation)
@@ -234,9 +244,10 @@ class Spool:
     def _close_locked(self) -> None:
         """Close the open segment (both locks held): cut, fsync'd, renamed and queued."""
         assert self._fd is not None
-        try:
-            if self._sealed:
+        if self._sealed:  # best effort: the writer reads only `size` bytes, recovery cuts a torn tail
+            with contextlib.suppress(OSError):
                 os.ftruncate(self._fd, self._written)
+        try:
             if self.fsync:
                 os.fsync(self._fd)
         except OSError as exc:
@@ -270,7 +281,8 @@ class Spool:
         self._sealed = False
         self._generation += 1
         if size == 0:
-            path.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # (a read-only file system) recovery deletes it at the next start
+                path.unlink(missing_ok=True)
             return
         try:
             path = path.rename(path.with_suffix(SEGMENT_SUFFIX))
@@ -306,7 +318,10 @@ class Spool:
 
     def done(self, segment: Segment) -> None:
         """The segment is in the store: delete it."""
-        segment.path.unlink(missing_ok=True)
+        try:
+            segment.path.unlink(missing_ok=True)
+        except OSError as exc:  # replayed at the next start: its deduplication token drops it
+            log.error("%s: cannot delete inserted spool segment %s: %s", self.directory.name, segment.path.name, exc)
         with self._lock:
             self._bytes -= segment.size
 

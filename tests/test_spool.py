@@ -1,0 +1,76 @@
+"""The spool under I/O errors: real files, with failures injected into its writes, fsyncs and cuts.
+
+Whatever fails, an acknowledged request must be in a queued segment (within the bytes the writer
+reads), a refused one must not be, nothing else may be, and the disk budget's count must match.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import random
+import threading
+
+import pytest
+from google.protobuf.internal.decoder import _DecodeVarint
+
+from llmloop.collector import spool as spool_module
+from llmloop.collector.errors import Overloaded
+from llmloop.collector.spool import Spool, records
+
+
+def _failing(real, rng: random.Random, rate: float, partial: bool = False):
+    """`real`, failing with EIO at `rate` in the appending threads; a partial write first if `partial`."""
+    def call(*args):
+        if threading.current_thread().name.startswith("appender") and rng.random() < rate:
+            if partial:
+                real(args[0], [bytes(args[1][0])[: max(1, len(args[1][0]) // 2)]])
+            raise OSError(errno.EIO, "injected")
+        return real(*args)
+    return call
+
+
+@pytest.mark.parametrize("fsync", [True, False])
+@pytest.mark.parametrize("seed", [1, 2])
+def test_io_errors_never_lose_an_acknowledged_request(tmp_path, monkeypatch, fsync: bool, seed: int) -> None:
+    rng = random.Random(seed)
+    for name, rate in (("writev", 0.05), ("fsync", 0.05), ("ftruncate", 0.3)):
+        monkeypatch.setattr(spool_module.os, name, _failing(getattr(os, name), rng, rate, partial=name == "writev"))
+    spool = Spool(tmp_path / "traces", segment_items=7, max_bytes=1 << 40, fsync=fsync)
+    acked: set[bytes] = set()
+    refused: set[bytes] = set()
+
+    def append_many(thread: int) -> None:
+        for i in range(150):
+            payload = f"{thread}-{i}-".encode() + os.urandom(random.randrange(1, 3000))
+            try:
+                spool.append(payload, 1)
+                acked.add(payload)
+            except Overloaded:
+                refused.add(payload)
+            if i % 40 == 0:
+                spool.close_if_older(0)
+
+    threads = [threading.Thread(target=append_many, args=(n,), name=f"appender-{n}") for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    monkeypatch.undo()
+    spool.close()
+
+    stored: set[bytes] = set()
+    queued = 0
+    while (segment := spool.take(0)) is not None:
+        with open(segment.path, "rb") as file:
+            data = file.read(segment.size)  # what the writer inserts
+        assert len(data) == segment.size
+        for record in records(data):
+            _, start = _DecodeVarint(record, 0)
+            stored.add(record[start:])
+        queued += segment.size
+    assert refused, "no failure was injected"
+    assert acked <= stored, f"{len(acked - stored)} acknowledged requests lost"
+    assert not stored & refused
+    assert stored <= acked | refused
+    assert spool.pending_bytes() == queued
