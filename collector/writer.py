@@ -138,17 +138,21 @@ class Writer:
         requests the store rejects are moved to `rejected/` with an error log instead of blocking
         every later segment (a damaged spool file, or input ClickHouse cannot read).
         """
-        with open(segment.path, "rb") as file:
-            data = file.read(segment.size)  # the spool's whole requests (see Spool._fail_locked)
-        delays, rejected_input = retry_delays(0.2), False
+        delays, rejected_input, data = retry_delays(0.2), False, None
         while True:
             started = time.perf_counter()
             try:
+                if data is None:
+                    with open(segment.path, "rb") as file:
+                        data = file.read(segment.size)  # the spool's whole requests (see Spool._fail_locked)
                 if rejected_input:
                     self._insert_records(client, segment, data)
                 else:
                     self._raw_insert(client, data, segment.token)
-            except Exception as exc:  # the store failing must not lose the segment: retry it
+            except Exception as exc:  # the store (or the disk) failing must not lose the segment: retry it
+                if data is None and isinstance(exc, FileNotFoundError):  # deleted by hand: nothing to retry
+                    log.error("spool segment %s is gone, its requests with it: %s", segment.path.name, exc)
+                    return True
                 rejected_input, delay = rejects_input(exc), next(delays)
                 log.warning("insert of %s into %s failed, retrying in %.1fs: %.300s",
                             segment.path.name, self.table, delay, exc)

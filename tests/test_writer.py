@@ -1,0 +1,58 @@
+"""The writer keeps going when a queued spool segment has vanished (deleted by hand) before its insert.
+
+Runs in a child process: a process can open only one embedded store.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+SCRIPT = textwrap.dedent(r'''
+    import logging, sys, time
+    from pathlib import Path
+    from google.protobuf.internal.encoder import _VarintBytes
+    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+    from llmloop.collector.decode import TRACES
+    from llmloop.collector.store import connect, migrate
+    from llmloop.queries import Layout
+    from llmloop.collector.writer import Writer
+
+    logging.basicConfig(level=logging.INFO)
+    root = Path(sys.argv[1])
+    client = connect(f"chdb://{root}/store")
+    migrate(client, Layout())
+
+    def request(name):
+        body = trace_service_pb2.ExportTraceServiceRequest()
+        body.resource_spans.add().scope_spans.add().spans.add(
+            name=name, trace_id=bytes(range(1, 17)), span_id=bytes(range(1, 9)), start_time_unix_nano=time.time_ns())
+        return body.SerializeToString()
+
+    spool = root / "spool" / "traces"
+    spool.mkdir(parents=True)
+    gone = spool / "00000000000000000001-gone.otlp"
+    body = request("gone")
+    gone.write_bytes(_VarintBytes(len(body)) + body)
+    writer = Writer(TRACES, lambda: client, root / "spool", batch_items=1, workers=1, local_store=True)
+    gone.unlink()  # queued by the spool's recovery, then deleted before the writer starts
+    writer.start()
+    writer.submit(request("later"), 1)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if client.command("SELECT count() FROM llmloop.spans WHERE SpanName = 'later'") == 1:
+            print("stored")
+            break
+        time.sleep(0.2)
+    writer.stop()
+''')
+
+
+def test_a_vanished_segment_does_not_stop_the_writer(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path)], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().splitlines()[-1:] == ["stored"], done.stderr[-3000:]
+    assert "00000000000000000001-gone.otlp is gone" in done.stderr
