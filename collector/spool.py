@@ -40,7 +40,8 @@ SEGMENT_SUFFIX = ".otlp"
 
 @dataclass
 class Segment:
-    """A closed segment file holding `items` items (-1 when recovered: not counted)."""
+    """A closed segment file whose first `size` bytes hold `items` items (-1: not counted, as after a
+    recovery or an I/O error)."""
 
     path: Path
     items: int
