@@ -1,4 +1,4 @@
-"""Fault injection against a real collector subprocess: crashes, duplicates, backpressure."""
+"""Fault injection against a real collector subprocess: crashes, duplicates, backpressure, a full spool disk."""
 
 from __future__ import annotations
 
