@@ -74,8 +74,8 @@ def _write_all(fd: int, *buffers: bytes) -> None:
             views[0] = views[0][written:]
 
 
-def _refusal(error: str) -> Overloaded:
-    return Overloaded(f"{error}; retry later", retry_after=2)
+def _refusal(reason: str) -> Overloaded:
+    return Overloaded(f"the spool cannot write: {reason}; retry later", retry_after=2)
 
 
 def complete_length(data: bytes) -> int:
@@ -149,7 +149,7 @@ class Spool:
                 raise Overloaded(f"spool full: {self._bytes} bytes waiting for the store "
                                  f"(budget {self.max_bytes})", retry_after=2)
             if self._sealed:
-                raise _refusal("the spool cannot write: a segment is being closed after a write error")
+                raise _refusal("a segment is being closed after a write error")
             if self._fd is None:
                 self._open_locked()
             assert self._fd is not None
@@ -173,7 +173,7 @@ class Spool:
             log.error("%s: cannot write to the spool, refusing a request (retryable): %s", self.directory.name, error)
             if sealed:
                 self._close(generation)
-            raise _refusal(f"the spool cannot write: {error}")
+            raise _refusal(str(error))
         self._sync(generation, target)
         if full:
             self._close(generation)
@@ -191,7 +191,7 @@ class Spool:
         except OSError as exc:
             log.error("%s: cannot create a spool segment, refusing a request (retryable): %s",
                       self.directory.name, exc)
-            raise _refusal(f"the spool cannot write: {exc}") from None
+            raise _refusal(str(exc)) from None
         self._fd, self._path = fd, path
         self._opened = time.monotonic()
         self._items = self._written = self._synced = 0
@@ -268,7 +268,7 @@ class Spool:
             os.ftruncate(self._fd, keep)
         log.error("%s: cannot sync spool segment %s (%s): keeping its first %d bytes, refusing (retryable) "
                   "the requests after them", self.directory.name, self._path.name, exc, keep)
-        self._failed[self._generation] = (keep, f"the spool cannot write: {exc}")
+        self._failed[self._generation] = (keep, str(exc))
         self._bytes -= self._written - keep
         self._finish_locked(keep, -1)
 
