@@ -41,7 +41,6 @@ def run_variant(variant: str, spans: int, repeat: int) -> float:
     sys.path.insert(0, str(Path(__file__).parent))
     import ingest
 
-    from llmloop import queries
     from llmloop.collector.decode import TRACES
     from llmloop.collector.prices import load_startup_prices
     from llmloop.collector.store import connect, load_conventions, migrate, set_ingest_limits
@@ -58,17 +57,15 @@ def run_variant(variant: str, spans: int, repeat: int) -> float:
     if variant == "parse":
         client.command("DROP VIEW llmloop.otlp_spans_mv")
     elif variant == "stage1":
-        for view in (*STAGE2_VIEWS, "spans_route_foreign_mv"):
+        for view in (*STAGE2_VIEWS, "spans_route_foreign_mv", "spans_route_capped_mv"):
             client.command(f"DROP VIEW llmloop.{view}")
     elif variant == "views":
         client.command("CREATE TABLE llmloop.spans_sink AS llmloop.spans ENGINE = Null")
-        statements = [statement for _, name in queries.migrations()
-                      for statement in queries.render(queries.load(f"schema/{name}"), layout)]
         for view in STAGE2_VIEWS:
-            prefix = f"CREATE MATERIALIZED VIEW IF NOT EXISTS llmloop.{view} "
-            create = [s for s in statements if s.startswith(prefix)][-1]  # the newest migration's
+            create = client.command("SELECT create_table_query FROM system.tables "
+                                    "WHERE database = 'llmloop' AND name = {view:String}", parameters={"view": view})
             client.command(f"DROP VIEW llmloop.{view}")
-            client.command(create.replace("TO llmloop.spans AS", "TO llmloop.spans_sink AS"))
+            client.command(create.replace(" TO llmloop.spans ", " TO llmloop.spans_sink "))
     client.command("SYSTEM STOP MERGES")
     batch = ingest.build_requests([1000] * (spans // 1000), 1, 0)
     data = b"".join(_VarintBytes(len(body)) + body for body, _ in batch)

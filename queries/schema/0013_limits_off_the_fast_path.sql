@@ -1,0 +1,160 @@
+-- Attribute limits leave the fast path. Capping every attribute list in the first stage (0009's
+-- llmloopCapped: a check per list, a branch, the capped map) cost ~10 % of the collector's CPU per
+-- span, most of it ClickHouse analysing that expression again at every insert, although nearly no
+-- span is over a limit. Now:
+-- * stage 1 renders each list uncapped, and flags a span whose lists might be over a limit
+--   (OverLimits: more attributes than allowed, some dropped by the sender, or more value bytes than
+--   one value may have characters) and keeps the sender's dropped counts beside it;
+-- * the typed view and the foreign route take only the spans not flagged;
+-- * flagged spans go to spans_capped (Null), whose view caps their lists with 0009's llmloopCapped,
+--   exactly as before, and hands them to spans_foreign: the mapping view handles spans in our own
+--   names correctly, only more slowly. A view whose source gets no row in an insert is not run, so
+--   the capping expression costs nothing while no span needs it.
+-- The views change in place (MODIFY QUERY). On a cluster upgraded one node at a time, an insert that
+-- lands between two of these statements can fail on a column the other view does not know yet; the
+-- collector keeps such a request in its spool and retries it.
+
+ALTER TABLE {{db}}.spans_stage {{on_cluster}}
+    ADD COLUMN IF NOT EXISTS OverLimits Bool,
+    ADD COLUMN IF NOT EXISTS ResourceDropped UInt32,
+    ADD COLUMN IF NOT EXISTS SpanDropped UInt32,
+    ADD COLUMN IF NOT EXISTS EventsDropped Array(UInt32),
+    ADD COLUMN IF NOT EXISTS LinksDropped Array(UInt32);
+
+-- A rendered list (Map) might be over a limit; a false "might" only costs the slower path.
+-- byteSize bounds the longest value: no value has more characters than the list has bytes.
+CREATE OR REPLACE FUNCTION llmloopMaybeOverLimits {{on_cluster}} AS (attributes, dropped, max_count, max_length) ->
+    length(attributes) > max_count OR dropped > 0 OR byteSize(mapValues(attributes)) > max_length;
+
+-- An OTLP key/value list as a Map(key, rendered value), uncapped.
+CREATE OR REPLACE FUNCTION llmloopAttributeMap {{on_cluster}} AS (kvs) ->
+    CAST((arrayMap(kv -> tupleElement(kv, 'key'), kvs),
+          arrayMap(kv -> llmloopAnyValueString(tupleElement(kv, 'value')), kvs)), 'Map(String, String)');
+
+-- A rendered list capped as 0009's llmloopAttributes caps the parsed one.
+CREATE OR REPLACE FUNCTION llmloopCapMap {{on_cluster}} AS (attributes, dropped, max_count, max_length) ->
+    llmloopCapped(mapKeys(attributes), mapValues(attributes), length(attributes), max_count, max_length, dropped);
+
+CREATE TABLE IF NOT EXISTS {{db}}.spans_capped {{on_cluster}} AS {{db}}.spans_stage ENGINE = Null;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS {{db}}.spans_cap_mv {{on_cluster}} TO {{db}}.spans_foreign AS
+WITH
+    ifNull((SELECT anyOrNull(value) FROM {{db}}.ingest_limits FINAL WHERE name = 'max_attributes'), 128) AS max_count,
+    ifNull((SELECT anyOrNull(value) FROM {{db}}.ingest_limits FINAL WHERE name = 'max_value_length'), 1048576)
+        AS max_length
+SELECT * EXCEPT (Foreign, OverLimits, ResourceDropped, SpanDropped, EventsDropped, LinksDropped) REPLACE (
+    llmloopCapMap(ResourceAttributes, ResourceDropped, max_count, max_length) AS ResourceAttributes,
+    llmloopCapMap(SpanAttributes, SpanDropped, max_count, max_length) AS SpanAttributes,
+    arrayMap((a, d) -> llmloopCapMap(a, d, max_count, max_length), `Events.Attributes`, EventsDropped)
+        AS `Events.Attributes`,
+    arrayMap((a, d) -> llmloopCapMap(a, d, max_count, max_length), `Links.Attributes`, LinksDropped)
+        AS `Links.Attributes`)
+FROM {{db}}.spans_capped;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS {{db}}.spans_route_capped_mv {{on_cluster}} TO {{db}}.spans_capped AS
+SELECT *
+FROM {{db}}.spans_stage
+WHERE OverLimits;
+
+ALTER TABLE {{db}}.spans_route_foreign_mv {{on_cluster}} MODIFY QUERY
+SELECT * EXCEPT (Foreign, OverLimits, ResourceDropped, SpanDropped, EventsDropped, LinksDropped)
+FROM {{db}}.spans_stage
+WHERE Foreign AND NOT OverLimits;
+
+-- 0009's typed view, for the spans not flagged.
+ALTER TABLE {{db}}.spans_typed_mv {{on_cluster}} MODIFY QUERY
+WITH
+    (SELECT max(generation) FROM {{db}}.conventions) AS generation_,
+    (SELECT groupArray(key) FROM {{db}}.conventions FINAL
+     WHERE mapping = 'input_excludes_cache' AND generation = generation_) AS input_excludes_cache,
+    toUInt64OrNull(SpanAttributes['gen_ai.usage.cache_read.input_tokens']) AS cache_read_,
+    toUInt64OrNull(SpanAttributes['gen_ai.usage.cache_write.input_tokens']) AS cache_write_
+SELECT
+    * EXCEPT (Foreign, OverLimits, ResourceDropped, SpanDropped, EventsDropped, LinksDropped),
+    SpanAttributes['gen_ai.provider.name'] AS Provider,
+    SpanAttributes['gen_ai.operation.name'] AS Operation,
+    SpanAttributes['gen_ai.request.model'] AS RequestModel,
+    SpanAttributes['gen_ai.response.model'] AS ResponseModel,
+    SpanAttributes['llmloop.config.id'] AS ConfigId,
+    SpanAttributes['llmloop.config.fingerprint'] AS ConfigFingerprint,
+    SpanAttributes['llmloop.rollout.name'] AS RolloutName,
+    SpanAttributes['llmloop.rollout.arm'] AS RolloutArm,
+    toUInt64OrNull(SpanAttributes['gen_ai.usage.input_tokens'])
+        + if(has(input_excludes_cache, ScopeName), ifNull(cache_read_, 0) + ifNull(cache_write_, 0), 0) AS InputTokens,
+    toUInt64OrNull(SpanAttributes['gen_ai.usage.output_tokens']) AS OutputTokens,
+    cache_read_ AS CacheReadTokens,
+    cache_write_ AS CacheWriteTokens,
+    toUInt64OrNull(SpanAttributes['gen_ai.usage.reasoning.output_tokens']) AS ReasoningTokens,
+    toFloat64OrNull(SpanAttributes['gen_ai.response.time_to_first_chunk']) AS TimeToFirstChunk,
+    JSONExtract(SpanAttributes['gen_ai.response.finish_reasons'], 'Array(String)') AS FinishReasons,
+    coalesce(nullIf(SpanAttributes['error.type'], ''),
+             nullIf(llmloopEventAttribute(`Events.Name`, `Events.Attributes`, 'exception', 'exception.type'), ''),
+             if(StatusCode = 'Error', '_OTHER', '')) AS ErrorType,
+    SpanAttributes['gen_ai.response.id'] AS ResponseId,
+    SpanAttributes['gen_ai.conversation.id'] AS ConversationId,
+    SpanAttributes['gen_ai.input.messages'] AS InputMessages,
+    SpanAttributes['gen_ai.output.messages'] AS OutputMessages,
+    SpanAttributes['gen_ai.system_instructions'] AS SystemInstructions
+FROM {{db}}.spans_stage
+WHERE NOT Foreign AND NOT OverLimits;
+
+-- Last, stage 1 itself: 0009's view with uncapped lists, the flag and the dropped counts.
+ALTER TABLE {{db}}.otlp_spans_mv {{on_cluster}} MODIFY QUERY
+WITH
+    ifNull((SELECT anyOrNull(value) FROM {{db}}.ingest_limits FINAL WHERE name = 'max_attributes'), 128) AS max_count,
+    ifNull((SELECT anyOrNull(value) FROM {{db}}.ingest_limits FINAL WHERE name = 'max_value_length'), 1048576)
+        AS max_length,
+    (SELECT max(generation) FROM {{db}}.conventions) AS generation_,
+    (SELECT groupArray(concat('\n', key)) FROM {{db}}.conventions FINAL
+     WHERE mapping = 'foreign_prefix' AND generation = generation_) AS foreign_prefixes,
+    arrayMap(kv -> kv.key, span.attributes) AS span_keys_
+SELECT
+    fromUnixTimestamp64Nano(toInt64(least(span.start_time_unix_nano, 9223372036854775807))) AS Timestamp,
+    lower(hex(span.trace_id)) AS TraceId,
+    lower(hex(span.span_id)) AS SpanId,
+    lower(hex(span.parent_span_id)) AS ParentSpanId,
+    span.trace_state AS TraceState,
+    span.name AS SpanName,
+    ['Unspecified', 'Internal', 'Server', 'Client', 'Producer', 'Consumer'][if(span.kind BETWEEN 0 AND 5, span.kind + 1, 1)] AS SpanKind,
+    resource_attributes['service.name'] AS ServiceName,
+    resource_attributes AS ResourceAttributes,
+    scope_spans.scope.name AS ScopeName,
+    scope_spans.scope.version AS ScopeVersion,
+    llmloopAttributeMap(span.attributes) AS SpanAttributes,
+    if(span.end_time_unix_nano > span.start_time_unix_nano,
+       span.end_time_unix_nano - span.start_time_unix_nano, 0) AS Duration,
+    ['Unset', 'Ok', 'Error'][if(span.status.code BETWEEN 0 AND 2, span.status.code + 1, 1)] AS StatusCode,
+    span.status.message AS StatusMessage,
+    arrayMap(e -> fromUnixTimestamp64Nano(toInt64(least(e.time_unix_nano, 9223372036854775807))), span.events) AS `Events.Timestamp`,
+    arrayMap(e -> e.name, span.events) AS `Events.Name`,
+    arrayMap(e -> llmloopAttributeMap(e.attributes), span.events) AS `Events.Attributes`,
+    arrayMap(l -> lower(hex(l.trace_id)), span.links) AS `Links.TraceId`,
+    arrayMap(l -> lower(hex(l.span_id)), span.links) AS `Links.SpanId`,
+    arrayMap(l -> l.trace_state, span.links) AS `Links.TraceState`,
+    arrayMap(l -> llmloopAttributeMap(l.attributes), span.links) AS `Links.Attributes`,
+    arrayExists(k -> k IN (SELECT key FROM {{db}}.conventions FINAL
+                           WHERE mapping = 'foreign_key' AND generation = generation_), span_keys_)
+    OR multiSearchAny(concat('\n', arrayStringConcat(span_keys_, '\n')), foreign_prefixes)
+    OR empty(foreign_prefixes)
+    OR hasAny(`Events.Name`, ['gen_ai.client.inference.operation.details', 'gen_ai.content.prompt',
+                              'gen_ai.content.completion']) AS Foreign,
+    resource_over
+    OR llmloopMaybeOverLimits(SpanAttributes, span.dropped_attributes_count, max_count, max_length)
+    OR arrayExists((a, d) -> llmloopMaybeOverLimits(a, d, max_count, max_length),
+                   arrayConcat(`Events.Attributes`, `Links.Attributes`), arrayConcat(EventsDropped, LinksDropped))
+        AS OverLimits,
+    resource_dropped AS ResourceDropped,
+    span.dropped_attributes_count AS SpanDropped,
+    arrayMap(e -> e.dropped_attributes_count, span.events) AS EventsDropped,
+    arrayMap(l -> l.dropped_attributes_count, span.links) AS LinksDropped
+FROM (
+    SELECT
+        llmloopAttributeMap(resource_spans.resource.attributes) AS resource_attributes,
+        resource_spans.resource.dropped_attributes_count AS resource_dropped,
+        llmloopMaybeOverLimits(resource_attributes, resource_dropped, max_count, max_length) AS resource_over,
+        resource_spans.scope_spans AS scopes
+    FROM {{db}}.otlp_traces_in
+    ARRAY JOIN resource_spans
+)
+ARRAY JOIN scopes AS scope_spans
+ARRAY JOIN scope_spans.spans AS span;
