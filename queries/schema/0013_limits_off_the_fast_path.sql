@@ -1,7 +1,7 @@
 -- Attribute limits leave the fast path. Capping every attribute list in the first stage (0009's
--- llmloopCapped: a check per list, a branch, the capped map) cost ~10 % of the collector's CPU per
--- span, most of it ClickHouse analysing that expression again at every insert, although nearly no
--- span is over a limit. Now:
+-- llmloopCapped: a check per list, a branch, the capped map) cost 4-8 us of CPU per span and
+-- 0.05-0.08 s per insert, much of it ClickHouse analysing that expression again at every insert,
+-- although nearly no span is over a limit (bench/README.md, session 7). Now:
 -- * stage 1 renders each list uncapped, and flags a span whose lists might be over a limit
 --   (OverLimits: more attributes than allowed, some dropped by the sender, or more value bytes than
 --   one value may have characters) and keeps the sender's dropped counts beside it;
