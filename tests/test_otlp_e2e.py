@@ -367,9 +367,10 @@ def test_attribute_count_and_length_are_capped_and_recorded(new_collector) -> No
 
 def test_spans_over_a_limit_beside_spans_within_are_each_stored_once_with_typed_columns(new_collector) -> None:
     """Only a span over a limit is capped (the resource, the span, an event or a link may be what is
-    over); typed columns are filled either way, and no span is stored twice."""
+    over); its typed columns and ServiceName come from its capped lists, as for any other span, and no
+    span is stored twice."""
     capped = new_collector("--max-attributes", "4", "--max-attribute-length", "10")
-    typed = {"gen_ai.request.model": "m-1", "gen_ai.provider.name": "anthropic"}
+    typed = {"gen_ai.request.model": "m-1", "gen_ai.provider.name": "Anthropic"}  # stored as sent
     request = span_request(*(new_span(name=name) for name in ("within", "count", "event", "link")))
     spans = request.resource_spans[0].scope_spans[0].spans
     for span in spans:
@@ -381,8 +382,9 @@ def test_spans_over_a_limit_beside_spans_within_are_each_stored_once_with_typed_
     spans[2].events.add(time_unix_nano=spans[2].start_time_unix_nano, name="e", dropped_attributes_count=1)
     spans[3].links.add(trace_id=os.urandom(16), span_id=os.urandom(8)).attributes.add(key="long").value \
         .string_value = "0123456789abc"
-    over_resource = request.resource_spans.add()  # a second resource, itself over the count limit
-    for i in range(5):
+    over_resource = request.resource_spans.add()  # a second resource, itself over both limits
+    over_resource.resource.attributes.add(key="service.name").value.string_value = "a-long-service-name"
+    for i in range(4):
         over_resource.resource.attributes.add(key=f"r{i}").value.string_value = "v"
     over_resource.scope_spans.add().spans.add(**new_span(name="resource")).attributes.add(
         key="gen_ai.request.model").value.string_value = "m-2"
@@ -390,13 +392,14 @@ def test_spans_over_a_limit_beside_spans_within_are_each_stored_once_with_typed_
     assert post(f"{capped.http_url}/v1/traces", request.SerializeToString())[0] == 200
     in_list = ", ".join(f"'{t}'" for t in sorted(trace_ids))
     rows = capped.wait_rows(
-        f"SELECT SpanName, SpanAttributes, ResourceAttributes, Events.Attributes AS ev, Links.Attributes AS li, "
+        f"SELECT SpanName, ServiceName, SpanAttributes, ResourceAttributes, Events.Attributes AS ev, "
+        f"Links.Attributes AS li, "
         f"RequestModel, Provider, InputTokens FROM llmloop.spans WHERE TraceId IN ({in_list}) ORDER BY SpanName", 5)
     assert len(rows) == 5
     by_name = {row["SpanName"]: row for row in rows}
     for name in ("within", "count", "event", "link"):
         assert (by_name[name]["RequestModel"], by_name[name]["Provider"], by_name[name]["InputTokens"]) \
-            == ("m-1", "anthropic", 10), name
+            == ("m-1", "Anthropic", 10), name
         assert by_name[name]["ResourceAttributes"] == {"service.name": "svc"}
     three = {**typed, "gen_ai.usage.input_tokens": "10"}
     assert by_name["within"]["SpanAttributes"] == three
@@ -406,7 +409,9 @@ def test_spans_over_a_limit_beside_spans_within_are_each_stored_once_with_typed_
     assert by_name["link"]["li"] == [{"long": "0123456789", "llmloop.truncated_values_count": "1"}]
     assert by_name["resource"]["RequestModel"] == "m-2"
     assert by_name["resource"]["ResourceAttributes"] == {
-        "r0": "v", "r1": "v", "r2": "v", "r3": "v", "llmloop.dropped_attributes_count": "1"}
+        "service.name": "a-long-ser", "r0": "v", "r1": "v", "r2": "v",
+        "llmloop.dropped_attributes_count": "1", "llmloop.truncated_values_count": "1"}
+    assert by_name["resource"]["ServiceName"] == "a-long-ser"
 
 
 def test_odd_but_decodable_spans_are_stored_beside_their_neighbours(collector: Collector) -> None:

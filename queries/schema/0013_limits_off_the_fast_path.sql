@@ -1,28 +1,23 @@
 -- Attribute limits leave the fast path. Capping every attribute list in the first stage (0009's
 -- llmloopCapped: a check per list, a branch, the capped map) cost 4-8 us of CPU per span and
 -- 0.05-0.08 s per insert, much of it ClickHouse analysing that expression again at every insert,
--- although nearly no span is over a limit (bench/README.md, session 7). Now:
--- * stage 1 renders each list uncapped, and flags a span whose lists might be over a limit
---   (OverLimits: more attributes than allowed, some dropped by the sender, or more value bytes than
---   one value may have characters) and keeps the sender's dropped counts beside it;
--- * the typed view and the foreign route take only the spans not flagged;
--- * flagged spans go to spans_capped (Null), whose view caps their lists with 0009's llmloopCapped,
---   exactly as before, and hands them to spans_foreign: the mapping view handles spans in our own
---   names correctly, only more slowly. A view whose source gets no row in an insert is not run, so
---   the capping expression costs nothing while no span needs it.
--- The views change in place (MODIFY QUERY). On a cluster upgraded one node at a time, an insert that
--- lands between two of these statements can fail on a column the other view does not know yet; the
--- collector keeps such a request in its spool and retries it.
+-- although nearly no span is over a limit (bench/README.md, session 7). Now stage 1 renders each list
+-- uncapped into spans_raw (Null), with a flag for a span whose lists might be over a limit
+-- (OverLimits: more attributes than allowed, some dropped by the sender, or more value bytes than one
+-- value may have characters) and the sender's dropped counts:
+-- * spans not flagged pass on to spans_stage unchanged (spans_pass_mv);
+-- * flagged spans go through spans_capped (Null), whose view caps their lists with 0009's
+--   llmloopCapped, exactly as stage 1 did before, and then on to spans_stage too.
+-- From spans_stage on nothing changes: 0009's typed view and foreign route read it as before, so a
+-- capped span gets the same row as before this migration. A view whose source gets no row in an
+-- insert is not run: the capping expression costs nothing while no span needs it. (A flag raised
+-- for a span within the limits costs that span the capping view, never a different row.)
+--
+-- The new stage 1 is created before the old one is dropped, as in 0009: an insert in between is
+-- written by both, and its duplicate rows collapse like any OTLP retry (FINAL, merges).
 
-ALTER TABLE {{db}}.spans_stage {{on_cluster}}
-    ADD COLUMN IF NOT EXISTS OverLimits Bool,
-    ADD COLUMN IF NOT EXISTS ResourceDropped UInt32,
-    ADD COLUMN IF NOT EXISTS SpanDropped UInt32,
-    ADD COLUMN IF NOT EXISTS EventsDropped Array(UInt32),
-    ADD COLUMN IF NOT EXISTS LinksDropped Array(UInt32);
-
--- A rendered list (Map) might be over a limit; a false "might" only costs the slower path.
--- byteSize bounds the longest value: no value has more characters than the list has bytes.
+-- A rendered list (Map) might be over a limit. byteSize bounds the longest value: no value has more
+-- characters than the list's values have bytes.
 CREATE OR REPLACE FUNCTION llmloopMaybeOverLimits {{on_cluster}} AS (attributes, dropped, max_count, max_length) ->
     length(attributes) > max_count OR dropped > 0 OR byteSize(mapValues(attributes)) > max_length;
 
@@ -35,14 +30,24 @@ CREATE OR REPLACE FUNCTION llmloopAttributeMap {{on_cluster}} AS (kvs) ->
 CREATE OR REPLACE FUNCTION llmloopCapMap {{on_cluster}} AS (attributes, dropped, max_count, max_length) ->
     llmloopCapped(mapKeys(attributes), mapValues(attributes), length(attributes), max_count, max_length, dropped);
 
-CREATE TABLE IF NOT EXISTS {{db}}.spans_capped {{on_cluster}} AS {{db}}.spans_stage ENGINE = Null;
+CREATE TABLE IF NOT EXISTS {{db}}.spans_raw {{on_cluster}} AS {{db}}.spans_stage ENGINE = Null;
 
-CREATE MATERIALIZED VIEW IF NOT EXISTS {{db}}.spans_cap_mv {{on_cluster}} TO {{db}}.spans_foreign AS
+ALTER TABLE {{db}}.spans_raw {{on_cluster}}
+    ADD COLUMN IF NOT EXISTS OverLimits Bool,
+    ADD COLUMN IF NOT EXISTS ResourceDropped UInt32,
+    ADD COLUMN IF NOT EXISTS SpanDropped UInt32,
+    ADD COLUMN IF NOT EXISTS EventsDropped Array(UInt32),
+    ADD COLUMN IF NOT EXISTS LinksDropped Array(UInt32);
+
+CREATE TABLE IF NOT EXISTS {{db}}.spans_capped {{on_cluster}} AS {{db}}.spans_raw ENGINE = Null;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS {{db}}.spans_cap_mv {{on_cluster}} TO {{db}}.spans_stage AS
 WITH
     ifNull((SELECT anyOrNull(value) FROM {{db}}.ingest_limits FINAL WHERE name = 'max_attributes'), 128) AS max_count,
     ifNull((SELECT anyOrNull(value) FROM {{db}}.ingest_limits FINAL WHERE name = 'max_value_length'), 1048576)
         AS max_length
-SELECT * EXCEPT (Foreign, OverLimits, ResourceDropped, SpanDropped, EventsDropped, LinksDropped) REPLACE (
+SELECT * EXCEPT (OverLimits, ResourceDropped, SpanDropped, EventsDropped, LinksDropped) REPLACE (
+    llmloopCapMap(ResourceAttributes, ResourceDropped, max_count, max_length)['service.name'] AS ServiceName,
     llmloopCapMap(ResourceAttributes, ResourceDropped, max_count, max_length) AS ResourceAttributes,
     llmloopCapMap(SpanAttributes, SpanDropped, max_count, max_length) AS SpanAttributes,
     arrayMap((a, d) -> llmloopCapMap(a, d, max_count, max_length), `Events.Attributes`, EventsDropped)
@@ -53,53 +58,16 @@ FROM {{db}}.spans_capped;
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS {{db}}.spans_route_capped_mv {{on_cluster}} TO {{db}}.spans_capped AS
 SELECT *
-FROM {{db}}.spans_stage
+FROM {{db}}.spans_raw
 WHERE OverLimits;
 
-ALTER TABLE {{db}}.spans_route_foreign_mv {{on_cluster}} MODIFY QUERY
-SELECT * EXCEPT (Foreign, OverLimits, ResourceDropped, SpanDropped, EventsDropped, LinksDropped)
-FROM {{db}}.spans_stage
-WHERE Foreign AND NOT OverLimits;
+CREATE MATERIALIZED VIEW IF NOT EXISTS {{db}}.spans_pass_mv {{on_cluster}} TO {{db}}.spans_stage AS
+SELECT * EXCEPT (OverLimits, ResourceDropped, SpanDropped, EventsDropped, LinksDropped)
+FROM {{db}}.spans_raw
+WHERE NOT OverLimits;
 
--- 0009's typed view, for the spans not flagged.
-ALTER TABLE {{db}}.spans_typed_mv {{on_cluster}} MODIFY QUERY
-WITH
-    (SELECT max(generation) FROM {{db}}.conventions) AS generation_,
-    (SELECT groupArray(key) FROM {{db}}.conventions FINAL
-     WHERE mapping = 'input_excludes_cache' AND generation = generation_) AS input_excludes_cache,
-    toUInt64OrNull(SpanAttributes['gen_ai.usage.cache_read.input_tokens']) AS cache_read_,
-    toUInt64OrNull(SpanAttributes['gen_ai.usage.cache_write.input_tokens']) AS cache_write_
-SELECT
-    * EXCEPT (Foreign, OverLimits, ResourceDropped, SpanDropped, EventsDropped, LinksDropped),
-    SpanAttributes['gen_ai.provider.name'] AS Provider,
-    SpanAttributes['gen_ai.operation.name'] AS Operation,
-    SpanAttributes['gen_ai.request.model'] AS RequestModel,
-    SpanAttributes['gen_ai.response.model'] AS ResponseModel,
-    SpanAttributes['llmloop.config.id'] AS ConfigId,
-    SpanAttributes['llmloop.config.fingerprint'] AS ConfigFingerprint,
-    SpanAttributes['llmloop.rollout.name'] AS RolloutName,
-    SpanAttributes['llmloop.rollout.arm'] AS RolloutArm,
-    toUInt64OrNull(SpanAttributes['gen_ai.usage.input_tokens'])
-        + if(has(input_excludes_cache, ScopeName), ifNull(cache_read_, 0) + ifNull(cache_write_, 0), 0) AS InputTokens,
-    toUInt64OrNull(SpanAttributes['gen_ai.usage.output_tokens']) AS OutputTokens,
-    cache_read_ AS CacheReadTokens,
-    cache_write_ AS CacheWriteTokens,
-    toUInt64OrNull(SpanAttributes['gen_ai.usage.reasoning.output_tokens']) AS ReasoningTokens,
-    toFloat64OrNull(SpanAttributes['gen_ai.response.time_to_first_chunk']) AS TimeToFirstChunk,
-    JSONExtract(SpanAttributes['gen_ai.response.finish_reasons'], 'Array(String)') AS FinishReasons,
-    coalesce(nullIf(SpanAttributes['error.type'], ''),
-             nullIf(llmloopEventAttribute(`Events.Name`, `Events.Attributes`, 'exception', 'exception.type'), ''),
-             if(StatusCode = 'Error', '_OTHER', '')) AS ErrorType,
-    SpanAttributes['gen_ai.response.id'] AS ResponseId,
-    SpanAttributes['gen_ai.conversation.id'] AS ConversationId,
-    SpanAttributes['gen_ai.input.messages'] AS InputMessages,
-    SpanAttributes['gen_ai.output.messages'] AS OutputMessages,
-    SpanAttributes['gen_ai.system_instructions'] AS SystemInstructions
-FROM {{db}}.spans_stage
-WHERE NOT Foreign AND NOT OverLimits;
-
--- Last, stage 1 itself: 0009's view with uncapped lists, the flag and the dropped counts.
-ALTER TABLE {{db}}.otlp_spans_mv {{on_cluster}} MODIFY QUERY
+-- Stage 1: 0009's view with uncapped lists, the flag and the dropped counts.
+CREATE MATERIALIZED VIEW IF NOT EXISTS {{db}}.otlp_spans_raw_mv {{on_cluster}} TO {{db}}.spans_raw AS
 WITH
     ifNull((SELECT anyOrNull(value) FROM {{db}}.ingest_limits FINAL WHERE name = 'max_attributes'), 128) AS max_count,
     ifNull((SELECT anyOrNull(value) FROM {{db}}.ingest_limits FINAL WHERE name = 'max_value_length'), 1048576)
@@ -158,3 +126,5 @@ FROM (
 )
 ARRAY JOIN scopes AS scope_spans
 ARRAY JOIN scope_spans.spans AS span;
+
+DROP VIEW IF EXISTS {{db}}.otlp_spans_mv {{on_cluster}};
