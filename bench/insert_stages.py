@@ -6,7 +6,7 @@ Each variant runs in its own process with a fresh temporary embedded store, merg
 length-delimited OTLP batch (bench/ingest.py's spans) and the writer's insert settings. Variants:
 
 - parse: no view on `otlp_traces_in` (ClickHouse parses the protobuf, nothing else);
-- stage1: explode + attribute rendering into `spans_raw` (Null), no view after it;
+- stage1: explode + attribute rendering into `spans_stage` (Null), no view after it;
 - views: every view, with `spans` swapped for a Null table (everything but the MergeTree write);
 - full: the real pipeline into `llmloop.spans`.
 
@@ -55,9 +55,9 @@ def run_variant(variant: str, spans: int, repeat: int) -> float:
     load_startup_prices(client, layout, None)
     set_ingest_limits(client, layout.database, {"max_attributes": 128, "max_value_length": 1024 * 1024})
     if variant == "parse":
-        client.command("DROP VIEW llmloop.otlp_spans_raw_mv")
+        client.command("DROP VIEW llmloop.otlp_spans_mv")
     elif variant == "stage1":
-        for view in ("spans_pass_mv", "spans_route_capped_mv"):
+        for view in (*STAGE2_VIEWS, "spans_route_foreign_mv"):
             client.command(f"DROP VIEW llmloop.{view}")
     elif variant == "views":
         client.command("CREATE TABLE llmloop.spans_sink AS llmloop.spans ENGINE = Null")

@@ -366,9 +366,8 @@ def test_attribute_count_and_length_are_capped_and_recorded(new_collector) -> No
 
 
 def test_spans_over_a_limit_beside_spans_within_are_each_stored_once_with_typed_columns(new_collector) -> None:
-    """Only a span over a limit is capped (the resource, the span, an event or a link may be what is
-    over); its typed columns and ServiceName come from its capped lists, as for any other span, and no
-    span is stored twice."""
+    """Each list is capped on its own (the resource, the span, an event or a link may be what is over);
+    typed columns and ServiceName come from the capped lists, and no span is stored twice."""
     capped = new_collector("--max-attributes", "4", "--max-attribute-length", "10")
     typed = {"gen_ai.request.model": "m-1", "gen_ai.provider.name": "Anthropic"}  # stored as sent
     request = span_request(*(new_span(name=name) for name in ("within", "count", "event", "link")))
