@@ -1,0 +1,98 @@
+"""Paired comparison of the first ingest stage against a variant of it, in one store.
+
+    python bench/stage_pairs.py VARIANT.sql [--rounds 40] [--spans 20000]
+
+VARIANT.sql is a SELECT that reads `{{db}}.otlp_traces_in` and yields `spans_stage`'s columns, as the first
+stage (`otlp_spans_mv`, see queries/schema/0009_lean_ingest.sql) does; `{{db}}` and the other layout
+placeholders are filled as in migrations. The script migrates a fresh embedded store, adds a second Null input
+table with the variant as its view into `spans_stage` (so everything after the first stage is shared), stops
+merges, and then, each round, inserts the same batch through both stages, one right after the other, in an order
+that alternates. Each round also inserts a 200-span batch through both (the fixed cost of an insert).
+
+It prints, for each batch size, the median paired difference (variant minus current, CPU µs per span or s per
+insert), in how many rounds the variant was cheaper, and both medians. This VM's speed drifts by ±25 % over
+minutes and has no hardware counters; medians of separate runs move by 10 %, the sign of paired differences does
+not. `bench/stage_uncapped.sql` (the first stage without attribute limits) is the example session 7 measured:
+6.8 µs per span less, cheaper in 35 of 40 rounds. A bench: figures, not pass/fail.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("variant", type=Path, help="a SELECT from {{db}}.otlp_traces_in into spans_stage's columns")
+    parser.add_argument("--rounds", type=int, default=40)
+    parser.add_argument("--spans", type=int, default=20_000)
+    args = parser.parse_args()
+
+    from google.protobuf.internal.encoder import _VarintBytes
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    import ingest
+
+    from llmloop import queries
+    from llmloop.collector.decode import TRACES
+    from llmloop.collector.prices import load_startup_prices
+    from llmloop.collector.store import connect, load_conventions, migrate, set_ingest_limits
+    from llmloop.collector.writer import Writer
+    from llmloop.queries import Layout
+
+    tmp = Path(tempfile.mkdtemp(prefix="llmloop-pairs-"))
+    client = connect(f"chdb://{tmp}/store")
+    layout = Layout()
+    migrate(client, layout)
+    load_conventions(client, layout.database)
+    load_startup_prices(client, layout, None)
+    set_ingest_limits(client, layout.database, {"max_attributes": 128, "max_value_length": 1024 * 1024})
+    (select,) = queries.render(args.variant.read_text(), layout)
+    table = f"{layout.database}.otlp_traces_in"
+    client.command(f"CREATE TABLE {layout.database}.variant_in AS {table} ENGINE = Null")
+    client.command(f"CREATE MATERIALIZED VIEW {layout.database}.variant_mv TO {layout.database}.spans_stage AS "
+                   + select.replace(f"FROM {table}", f"FROM {layout.database}.variant_in"))
+    client.command("SYSTEM STOP MERGES")
+    settings = Writer(TRACES, lambda: client, tmp / "spool", local_store=True).settings
+
+    def batch(spans: int, seed: int) -> bytes:
+        return b"".join(_VarintBytes(len(body)) + body for body, _ in ingest.build_requests([1000] * (spans // 1000)
+                        if spans >= 1000 else [spans], seed, 0))
+
+    batches = {"big": (batch(args.spans, 1), args.spans), "small": (batch(200, 2), 200)}
+    tables = {"current": table, "variant": f"{layout.database}.variant_in"}
+    cost: dict[tuple[str, str], list[float]] = {}
+    inserts = 0
+    for round_ in range(args.rounds):
+        order = list(tables.items()) if round_ % 2 == 0 else list(reversed(tables.items()))
+        for name, target in order:
+            for size, (data, _) in batches.items():
+                inserts += 1
+                before = _cpu()
+                client.raw_insert(target, insert_block=data, fmt="Protobuf",
+                                  settings={**settings, "insert_deduplication_token": f"pairs-{inserts}"})
+                cost.setdefault((name, size), []).append(_cpu() - before)
+    print(f"{args.rounds} paired rounds, {args.variant.name} against the current first stage")
+    for size, (_, spans) in batches.items():
+        scale, unit = (1e6 / spans, "µs CPU/span") if size == "big" else (1.0, "s CPU/insert")
+        diffs = [v - c for v, c in zip(cost[("variant", size)], cost[("current", size)], strict=True)]
+        cheaper = sum(1 for d in diffs if d < 0)
+        print(f"{spans:>6,}-span inserts: variant - current median {statistics.median(diffs) * scale:+.3f} {unit}, "
+              f"variant cheaper in {cheaper}/{len(diffs)} rounds (medians: current "
+              f"{statistics.median(cost[('current', size)]) * scale:.3f}, variant "
+              f"{statistics.median(cost[('variant', size)]) * scale:.3f})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
