@@ -43,7 +43,7 @@ def run_variant(variant: str, spans: int, repeat: int) -> float:
 
     from llmloop.collector.decode import TRACES
     from llmloop.collector.prices import load_startup_prices
-    from llmloop.collector.store import connect, load_conventions, migrate, set_ingest_limits
+    from llmloop.collector.store import connect, load_conventions, migrate
     from llmloop.collector.writer import Writer
     from llmloop.queries import Layout
 
@@ -53,7 +53,6 @@ def run_variant(variant: str, spans: int, repeat: int) -> float:
     migrate(client, layout)
     load_conventions(client, layout.database)
     load_startup_prices(client, layout, None)
-    set_ingest_limits(client, layout.database, {"max_attributes": 128, "max_value_length": 1024 * 1024})
     if variant == "parse":
         client.command("DROP VIEW llmloop.otlp_spans_mv")
     elif variant == "stage1":

@@ -1,19 +1,21 @@
 """Paired comparison of the first ingest stage against a variant of it, in one store.
 
-    python bench/stage_pairs.py VARIANT.sql [--rounds 40] [--spans 20000]
+    python bench/stage_pairs.py [VARIANT.sql] [--rounds 40] [--spans 20000]
 
 VARIANT.sql is a SELECT that reads `{{db}}.otlp_traces_in` and yields `spans_stage`'s columns, as the first
-stage (`otlp_spans_mv`, see queries/schema/0009_lean_ingest.sql) does; `{{db}}` and the other layout
-placeholders are filled as in migrations. The script migrates a fresh embedded store, adds a second Null input
-table with the variant as its view into `spans_stage` (so everything after the first stage is shared), stops
-merges, and then, each round, inserts the same batch through both stages, one right after the other, in an order
-that alternates. Each round also inserts a 200-span batch through both (the fixed cost of an insert).
+stage (`otlp_spans_mv`, 0009 and 0013) does; `{{db}}` and the other layout placeholders are filled as in
+migrations. Without it the variant is the first stage itself: an A/A run that shows the noise.
+
+The script migrates a fresh embedded store, adds a second Null input table with the variant as its view into
+`spans_stage` (so everything after the first stage is shared), stops merges, and then, each round, inserts the
+same batch through both stages, one right after the other, in an order that alternates. Each round also inserts a
+200-span batch through both (the fixed cost of an insert).
 
 It prints, for each batch size, the median paired difference (variant minus current, CPU µs per span or s per
 insert), in how many rounds the variant was cheaper, and both medians. This VM's speed drifts by ±25 % over
 minutes and has no hardware counters; medians of separate runs move by 10 %, the sign of paired differences does
-not. `bench/stage_uncapped.sql` (the first stage without attribute limits) is the example session 7 measured:
-6.8 µs per span less, cheaper in 35 of 40 rounds. A bench: figures, not pass/fail.
+not. Session 7 measured 0009's first stage against the same without attribute limits (now 0013's): 6.8 µs per
+span less, cheaper in 35 of 40 rounds. A bench: figures, not pass/fail.
 """
 
 from __future__ import annotations
@@ -33,7 +35,9 @@ def _cpu() -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("variant", type=Path, help="a SELECT from {{db}}.otlp_traces_in into spans_stage's columns")
+    parser.add_argument("variant", type=Path, nargs="?",
+                        help="a SELECT from {{db}}.otlp_traces_in into spans_stage's columns "
+                             "(default: the first stage itself)")
     parser.add_argument("--rounds", type=int, default=40)
     parser.add_argument("--spans", type=int, default=20_000)
     args = parser.parse_args()
@@ -46,7 +50,7 @@ def main() -> int:
     from llmloop import queries
     from llmloop.collector.decode import TRACES
     from llmloop.collector.prices import load_startup_prices
-    from llmloop.collector.store import connect, load_conventions, migrate, set_ingest_limits
+    from llmloop.collector.store import connect, load_conventions, migrate
     from llmloop.collector.writer import Writer
     from llmloop.queries import Layout
 
@@ -56,9 +60,12 @@ def main() -> int:
     migrate(client, layout)
     load_conventions(client, layout.database)
     load_startup_prices(client, layout, None)
-    set_ingest_limits(client, layout.database, {"max_attributes": 128, "max_value_length": 1024 * 1024})
-    (select,) = queries.render(args.variant.read_text(), layout)
     table = f"{layout.database}.otlp_traces_in"
+    if args.variant is None:
+        select = client.query("SELECT as_select FROM system.tables WHERE database = {db:String} "
+                              "AND name = 'otlp_spans_mv'", parameters={"db": layout.database}).result_rows[0][0]
+    else:
+        (select,) = queries.render(args.variant.read_text(), layout)
     client.command(f"CREATE TABLE {layout.database}.variant_in AS {table} ENGINE = Null")
     client.command(f"CREATE MATERIALIZED VIEW {layout.database}.variant_mv TO {layout.database}.spans_stage AS "
                    + select.replace(f"FROM {table}", f"FROM {layout.database}.variant_in"))
@@ -82,7 +89,7 @@ def main() -> int:
                 client.raw_insert(target, insert_block=data, fmt="Protobuf",
                                   settings={**settings, "insert_deduplication_token": f"pairs-{inserts}"})
                 cost.setdefault((name, size), []).append(_cpu() - before)
-    print(f"{args.rounds} paired rounds, {args.variant.name} against the current first stage")
+    print(f"{args.rounds} paired rounds, {args.variant or 'the first stage itself'} against the first stage")
     for size, (_, spans) in batches.items():
         scale, unit = (1e6 / spans, "µs CPU/span") if size == "big" else (1.0, "s CPU/insert")
         diffs = [v - c for v, c in zip(cost[("variant", size)], cost[("current", size)], strict=True)]

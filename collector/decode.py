@@ -9,8 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -20,6 +19,7 @@ from google.protobuf.message import DecodeError, Message
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
+from llmloop.collector.attributes import DEFAULT_LIMITS, AttributeLimits, json_text, set_string
 from llmloop.collector.errors import BadRequest
 from llmloop.collector.protoschema import lenient_message_class
 
@@ -71,26 +71,6 @@ def _children(value: Any) -> list[Any]:
     return []
 
 
-def _text(value: str | bytes) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
-
-
-def _json(value: Any) -> Any:
-    """An AnyValue as a JSON value, the way the ingest views render one (bytes as base64)."""
-    kind = value.WhichOneof("value")
-    if kind == "string_value":
-        return _text(value.string_value)
-    if kind == "bytes_value":
-        return base64.b64encode(value.bytes_value).decode()
-    if kind == "array_value":
-        return [_json(item) for item in value.array_value.values]
-    if kind == "kvlist_value":
-        return {_text(kv.key): _json(kv.value) for kv in value.kvlist_value.values}
-    if kind == "double_value" and not math.isfinite(value.double_value):
-        return None
-    return getattr(value, kind) if kind else None
-
-
 def _flatten_deep_values(record: Any) -> bool:
     """Replace a body or attribute nested deeper than the store's schema reads (see protoschema's
     MAX_REPEAT) by its JSON text, which is what the views would render: GenAI events carry whole
@@ -99,11 +79,17 @@ def _flatten_deep_values(record: Any) -> bool:
     changed = False
     for value in (record.body, *(kv.value for kv in record.attributes)):
         if any(_children(child) for child in _children(value)):
-            text = json.dumps(_json(value), ensure_ascii=False, separators=(",", ":"))
-            value.Clear()
-            value.string_value = text if isinstance(value.string_value, str) else text.encode()
+            set_string(value, json_text(value))
             changed = True
     return changed
+
+
+def _span_parts(spans: Any) -> Iterator[Any]:
+    """The events and links of `spans`: attribute lists of their own."""
+    for span in spans:
+        if span.events or span.links:
+            yield from span.events
+            yield from span.links
 
 
 @dataclass(frozen=True)
@@ -120,6 +106,8 @@ class Signal:
     suspects: Callable[[Any], list[int]]  # a fast pre-check: indices of the items `problem` must see
     id_fields: tuple[str, ...]  # JSON fields holding hex ids (OTLP/JSON deviates from proto3 here)
     rewrite: Callable[[Any], bool] | None = None  # adapts an accepted item for the store; True if changed
+    parts: Callable[[Any], Iterable[Any]] = lambda items: ()  # lists of attributes inside the items
+    scope_attributes: bool = False  # whether the store keeps the scope's attributes
 
     @cached_property
     def lenient_request(self) -> type[Message]:
@@ -137,6 +125,7 @@ TRACES = Signal(
     _span_problem,
     _suspect_spans,
     ("traceId", "spanId", "parentSpanId"),
+    parts=_span_parts,
 )
 LOGS = Signal(
     "logs",
@@ -149,6 +138,7 @@ LOGS = Signal(
     _suspect_logs,
     ("traceId", "spanId"),
     _flatten_deep_values,
+    scope_attributes=True,
 )
 
 
@@ -171,8 +161,8 @@ class Decoded:
         return response
 
 
-def decode(signal: Signal, body: bytes, json_body: bool) -> Decoded:
-    """Decode `body`; raise BadRequest if it is not an OTLP request at all."""
+def decode(signal: Signal, body: bytes, json_body: bool, limits: AttributeLimits = DEFAULT_LIMITS) -> Decoded:
+    """Decode `body` and apply the attribute `limits`; raise BadRequest if it is not an OTLP request at all."""
     reasons: dict[str, int] = {}
     if json_body:
         request = _from_json(signal, body, reasons)
@@ -185,8 +175,12 @@ def decode(signal: Signal, body: bytes, json_body: bool) -> Decoded:
     rejected = sum(reasons.values())
     changed = json_body
     outer, middle, inner = signal.path
+    long = limits.may_be_long(len(body))
     for resource in getattr(request, outer):
+        changed = limits.apply((resource.resource,), long) or changed
         for scope in getattr(resource, middle):
+            if signal.scope_attributes:
+                changed = limits.apply((scope.scope,), long) or changed
             items = getattr(scope, inner)
             bad = set()
             for index in signal.suspects(items):
@@ -206,6 +200,8 @@ def decode(signal: Signal, body: bytes, json_body: bool) -> Decoded:
             if signal.rewrite is not None:
                 for item in items:
                     changed = signal.rewrite(item) or changed
+            changed = limits.apply(items, long) or changed
+            changed = limits.apply(signal.parts(items), long) or changed
             accepted += len(items)
     payload = request.SerializeToString() if changed else body
     message = "; ".join(f"{n} x {reason}" for reason, n in list(reasons.items())[:MAX_MESSAGES])

@@ -21,6 +21,7 @@ from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
 
 from llmloop.collector.api import PREFIX, create_api
+from llmloop.collector.attributes import AttributeLimits
 from llmloop.collector.config import Config
 from llmloop.collector.decode import LOGS, TRACES
 from llmloop.collector.errors import StoreRefused
@@ -36,7 +37,6 @@ from llmloop.collector.store import (
     redacted,
     resolve_dsn,
     retry_delays,
-    set_ingest_limits,
 )
 from llmloop.collector.writer import Writer
 
@@ -85,8 +85,9 @@ def _serve(config: Config, stop: threading.Event) -> None:
     if config.tls_cert and config.tls_key:
         tls = (config.tls_cert.read_bytes(), config.tls_key.read_bytes())
     budget = InflightBudget(config.inflight_bytes)
+    limits = AttributeLimits(config.max_attributes, config.max_attribute_length or None)
     grpc_server = create_grpc_server(writers, budget, f"{config.host}:{config.grpc_port}", config.token,
-                                     config.max_body_bytes, tls=tls)
+                                     config.max_body_bytes, tls=tls, limits=limits)
     grpc_server.start()
     scheme = "TLS" if tls else "plaintext"
     log.info("OTLP/gRPC listening on %s:%d (%s)", config.host, config.grpc_port, scheme)
@@ -99,8 +100,8 @@ def _serve(config: Config, stop: threading.Event) -> None:
                                       ssl_certfile=config.tls_cert if tls else None,
                                       ssl_keyfile=config.tls_key if tls else None))
         for app, port, http in (
-            (create_otlp_app(writers, budget, config.token, config.max_body_bytes, api, PREFIX), config.http_port,
-             "httptools"),
+            (create_otlp_app(writers, budget, config.token, config.max_body_bytes, api, PREFIX, limits),
+             config.http_port, "httptools"),
             (create_sql_app(client, config.token), config.sql_port, "h11"),
         )
     ]
@@ -161,8 +162,6 @@ def _open_store(config: Config, dsn: str, stop: threading.Event) -> Client | Non
         try:
             client = connect(dsn)
             applied = migrate(client, config.layout)
-            set_ingest_limits(client, config.layout.database, {"max_attributes": config.max_attributes,
-                                                               "max_value_length": config.max_attribute_length})
             load_conventions(client, config.layout.database)
             load_startup_prices(client, config.layout, config.prices)
         except DatabaseError as exc:

@@ -87,12 +87,6 @@ def write_settings(layout: Layout) -> dict[str, int]:
     return {"distributed_foreground_insert": 1} if layout.cluster else {}
 
 
-def set_ingest_limits(client: Client, database: str, limits: dict[str, int]) -> None:
-    """Record the attribute limits the ingest views apply (see 0004_otlp_ingest.sql)."""
-    client.insert(f"{database}.ingest_limits", [[name, value] for name, value in limits.items()],
-                  column_names=["name", "value"])
-
-
 def load_conventions(client: Client, database: str) -> None:
     """Load the foreign-convention tables of `llmloop.semconv.mapping` as a new generation (see 0006)."""
     generation = time.time_ns()

@@ -10,6 +10,7 @@ import pytest
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
+from llmloop.collector.attributes import DROPPED_KEY, TRUNCATED_KEY, AttributeLimits
 from llmloop.collector.decode import LOGS, TRACES, decode
 from llmloop.collector.errors import BadRequest
 
@@ -121,3 +122,72 @@ def test_log_values_nested_deeper_than_the_schema_become_json_text() -> None:
     assert json.loads(stored.body.string_value) == {"finish_reason": "stop",
                                                     "message": {"role": "assistant", "content": "hi"}}
     assert stored.attributes[1].value.WhichOneof("value") == "kvlist_value"  # readable by the schema: kept
+
+
+def _attributes(holder) -> dict[str, str]:
+    """An attribute list as key -> the value's one set field (as the store renders a scalar)."""
+    return {kv.key: str(getattr(kv.value, kv.value.WhichOneof("value"))) for kv in holder.attributes}
+
+
+def test_attribute_count_limit_applies_per_list_and_counts_what_was_dropped() -> None:
+    request = trace_service_pb2.ExportTraceServiceRequest()
+    resource = request.resource_spans.add()
+    for key in ("r0", "r1", "r2"):
+        resource.resource.attributes.add(key=key).value.string_value = "v"
+    spans = resource.scope_spans.add().spans
+    within = spans.add(trace_id=os.urandom(16), span_id=os.urandom(8), name="within")
+    within.attributes.add(key="a").value.int_value = 1
+    over = spans.add(trace_id=os.urandom(16), span_id=os.urandom(8), name="over", dropped_attributes_count=4)
+    for key in ("a", "b", "c"):
+        over.attributes.add(key=key).value.int_value = 1
+    event = over.events.add(name="e", dropped_attributes_count=1)
+    event.attributes.add(key="x").value.bool_value = True
+    link = over.links.add(trace_id=os.urandom(16), span_id=os.urandom(8))
+    for key in ("l0", "l1", "l2"):
+        link.attributes.add(key=key).value.string_value = "v"
+    decoded = decode(TRACES, request.SerializeToString(), False, AttributeLimits(max_count=2))
+    kept = trace_service_pb2.ExportTraceServiceRequest.FromString(decoded.payload).resource_spans[0]
+    spans = kept.scope_spans[0].spans
+    assert _attributes(kept.resource) == {"r0": "v", "r1": "v", DROPPED_KEY: "1"}
+    assert _attributes(spans[0]) == {"a": "1"} and spans[0].dropped_attributes_count == 0
+    assert _attributes(spans[1]) == {"a": "1", "b": "1", DROPPED_KEY: "5"}  # 4 by the sender, 1 here
+    assert _attributes(spans[1].events[0]) == {"x": "True", DROPPED_KEY: "1"}
+    assert _attributes(spans[1].links[0]) == {"l0": "v", "l1": "v", DROPPED_KEY: "1"}
+    assert decoded.accepted == 2
+
+
+def test_attribute_length_limit_cuts_rendered_values_in_characters() -> None:
+    request = trace_service_pb2.ExportTraceServiceRequest()
+    span = request.resource_spans.add().scope_spans.add().spans.add(trace_id=os.urandom(16), span_id=os.urandom(8))
+    span.attributes.add(key="text").value.string_value = "héllo wörld"
+    span.attributes.add(key="short").value.string_value = "ok"
+    span.attributes.add(key="int").value.int_value = 1234567
+    span.attributes.add(key="bytes").value.bytes_value = b"\x00\x01\x02\x03\x04\x05"
+    values = span.attributes.add(key="list").value.array_value.values
+    for item in ("abc", "def"):
+        values.add().string_value = item
+    decoded = decode(TRACES, request.SerializeToString(), False, AttributeLimits(max_length=5))
+    capped = trace_service_pb2.ExportTraceServiceRequest.FromString(decoded.payload).resource_spans[0] \
+        .scope_spans[0].spans[0]
+    assert _attributes(capped) == {"text": "héllo", "short": "ok", "int": "12345", "bytes": "AAECA",
+                                   "list": '["abc', TRUNCATED_KEY: "4"}
+
+
+def test_limits_apply_to_json_bodies_and_log_scopes_and_leave_the_rest_untouched() -> None:
+    body = {"resourceLogs": [{"scopeLogs": [{
+        "scope": {"name": "s", "attributes": [{"key": f"s{i}", "value": {"stringValue": "v"}} for i in range(3)]},
+        "logRecords": [{"body": {"stringValue": "b" * 100},
+                        "attributes": [{"key": "long", "value": {"stringValue": "x" * 20}}]}]}]}]}
+    decoded = decode(LOGS, json.dumps(body).encode(), True, AttributeLimits(max_count=2, max_length=10))
+    scope = logs_service_pb2.ExportLogsServiceRequest.FromString(decoded.payload).resource_logs[0].scope_logs[0]
+    assert _attributes(scope.scope) == {"s0": "v", "s1": "v", DROPPED_KEY: "1"}
+    assert _attributes(scope.log_records[0]) == {"long": "x" * 10, TRUNCATED_KEY: "1"}
+    assert scope.log_records[0].body.string_value == "b" * 100  # a body is not an attribute
+
+
+def test_no_length_limit_by_default_and_nothing_rewritten_within_the_limits() -> None:
+    request = trace_service_pb2.ExportTraceServiceRequest()
+    span = request.resource_spans.add().scope_spans.add().spans.add(trace_id=os.urandom(16), span_id=os.urandom(8))
+    span.attributes.add(key="gen_ai.input.messages").value.string_value = "m" * (3 * 1024 * 1024)
+    body = request.SerializeToString()
+    assert decode(TRACES, body, json_body=False).payload is body

@@ -14,6 +14,7 @@ import grpc
 from google.protobuf import duration_pb2
 from google.rpc import error_details_pb2, status_pb2
 
+from llmloop.collector.attributes import DEFAULT_LIMITS, AttributeLimits
 from llmloop.collector.decode import LOGS, TRACES, Signal, decode
 from llmloop.collector.errors import CollectorError, Overloaded
 from llmloop.collector.limits import InflightBudget
@@ -35,7 +36,7 @@ def _abort(context: grpc.ServicerContext, code: grpc.StatusCode, message: str,
     context.abort(code, message)
 
 
-def _handler(signal: Signal, writer: Writer, budget: InflightBudget, token: str | None):
+def _handler(signal: Signal, writer: Writer, budget: InflightBudget, token: str | None, limits: AttributeLimits):
     expected = f"Bearer {token}".encode() if token else None
 
     def export(body: bytes, context: grpc.ServicerContext) -> bytes:
@@ -45,7 +46,7 @@ def _handler(signal: Signal, writer: Writer, budget: InflightBudget, token: str 
                 _abort(context, grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
         try:
             with budget.hold(len(body)):
-                decoded = decode(signal, body, json_body=False)
+                decoded = decode(signal, body, False, limits)
                 writer.submit(decoded.payload, decoded.accepted)
         except Overloaded as exc:
             _abort(context, grpc.StatusCode.UNAVAILABLE, str(exc), exc.retry_after)
@@ -60,7 +61,8 @@ def _handler(signal: Signal, writer: Writer, budget: InflightBudget, token: str 
 
 def create_grpc_server(writers: dict[str, Writer], budget: InflightBudget, address: str, token: str | None = None,
                        max_body_bytes: int = 64 * 1024 * 1024, threads: int = 8,
-                       tls: tuple[bytes, bytes] | None = None) -> grpc.Server:
+                       tls: tuple[bytes, bytes] | None = None,
+                       limits: AttributeLimits = DEFAULT_LIMITS) -> grpc.Server:
     """A started-later grpc.Server bound to `address` (host:port) serving the OTLP services.
 
     `tls` is (certificate chain PEM, private key PEM); without it the port is plaintext.
@@ -71,7 +73,7 @@ def create_grpc_server(writers: dict[str, Writer], budget: InflightBudget, addre
                  ("grpc.max_send_message_length", 4 * 1024 * 1024)],
     )
     for signal in (TRACES, LOGS):
-        server.add_generic_rpc_handlers((_handler(signal, writers[signal.name], budget, token),))
+        server.add_generic_rpc_handlers((_handler(signal, writers[signal.name], budget, token, limits),))
     if tls is not None:
         bound = server.add_secure_port(address, grpc.ssl_server_credentials([(tls[1], tls[0])]))
     else:

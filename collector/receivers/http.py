@@ -19,6 +19,7 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp
 
+from llmloop.collector.attributes import DEFAULT_LIMITS, AttributeLimits
 from llmloop.collector.decode import LOGS, TRACES, Decoded, Signal, decode
 from llmloop.collector.errors import BadRequest, CollectorError, Overloaded, TooLarge
 from llmloop.collector.limits import InflightBudget
@@ -74,7 +75,7 @@ async def _read_body(request: Request, limit: int, budget: InflightBudget) -> tu
 
 def create_otlp_app(writers: dict[str, Writer], budget: InflightBudget, token: str | None = None,
                     max_body_bytes: int = 64 * 1024 * 1024, api: ASGIApp | None = None,
-                    api_prefix: str = "/api/v1") -> Starlette:
+                    api_prefix: str = "/api/v1", limits: AttributeLimits = DEFAULT_LIMITS) -> Starlette:
     """The OTLP/HTTP app; `writers` maps signal name ("traces", "logs") to its writer; `api` is mounted
     at `api_prefix` (see `llmloop.collector.api`)."""
 
@@ -85,7 +86,7 @@ def create_otlp_app(writers: dict[str, Writer], budget: InflightBudget, token: s
         return hmac.compare_digest(given.encode(), f"Bearer {token}".encode())
 
     def accept(signal: Signal, body: bytes, json_body: bool) -> Decoded:
-        decoded = decode(signal, body, json_body)
+        decoded = decode(signal, body, json_body, limits)
         writers[signal.name].submit(decoded.payload, decoded.accepted)
         return decoded
 
