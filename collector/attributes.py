@@ -18,11 +18,6 @@ from typing import Any
 DROPPED_KEY = "llmloop.dropped_attributes_count"
 TRUNCATED_KEY = "llmloop.truncated_values_count"
 
-# A value's text has at most this many characters per byte of its protobuf encoding (plus the two
-# brackets of an array or map): a control character escaped in JSON (\u0001) is the worst case.
-_CHARS_PER_BYTE = 6
-
-
 def text(value: str | bytes) -> str:
     """A protobuf string field as text (the lenient request class reads strings as bytes)."""
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
@@ -49,16 +44,25 @@ def json_text(value: Any) -> str:
     return json.dumps(json_value(value), ensure_ascii=False, separators=(",", ":"))
 
 
-def _rendered(value: Any) -> str:
-    """The text an attribute map stores for an AnyValue (llmloopAnyValueString in 0001)."""
+def _cut_strings(value: Any, max_length: int) -> int:
+    """Cut every string in an AnyValue (at any depth) to `max_length` characters; how many were cut.
+
+    Invalid UTF-8 (the lenient request class reads strings as bytes) is kept byte for byte, each
+    undecodable byte counting as one character."""
     kind = value.WhichOneof("value")
-    if kind == "bool_value":
-        return "true" if value.bool_value else "false"
-    if kind in ("int_value", "double_value"):
-        return str(getattr(value, kind))
-    if kind in ("array_value", "kvlist_value"):
-        return json_text(value) if getattr(value, kind).values else ""
-    return json_value(value) if kind else ""
+    if kind == "string_value":
+        raw = value.string_value
+        chars = raw.decode("utf-8", "surrogateescape") if isinstance(raw, bytes) else raw
+        if len(chars) <= max_length:
+            return 0
+        cut = chars[:max_length]
+        value.string_value = cut.encode("utf-8", "surrogateescape") if isinstance(raw, bytes) else cut
+        return 1
+    if kind == "array_value":
+        return sum(_cut_strings(item, max_length) for item in value.array_value.values)
+    if kind == "kvlist_value":
+        return sum(_cut_strings(kv.value, max_length) for kv in value.kvlist_value.values)
+    return 0
 
 
 def set_string(value: Any, content: str) -> None:
@@ -70,20 +74,21 @@ def set_string(value: Any, content: str) -> None:
 
 @dataclass(frozen=True)
 class AttributeLimits:
-    """At most `max_count` attributes per list, at most `max_length` characters per value (None: no limit).
+    """At most `max_count` attributes per list, at most `max_length` characters per string (None: no limit).
 
-    Like OTEL_ATTRIBUTE_COUNT_LIMIT and OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT (whose default is no limit):
-    attributes past the count are dropped, longer values cut. What a list lost is recorded in it, only
-    when > 0: `llmloop.dropped_attributes_count` (the sender's dropped_attributes_count plus ours) and
-    `llmloop.truncated_values_count`.
+    The OTel SDK's OTEL_ATTRIBUTE_COUNT_LIMIT and OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT (whose default is no
+    limit): attributes past the count are dropped; longer strings are cut, also inside arrays and maps,
+    while numbers, booleans and bytes are kept whole. What a list lost is recorded in it, only when > 0:
+    `llmloop.dropped_attributes_count` (the sender's dropped_attributes_count plus ours) and
+    `llmloop.truncated_values_count` (strings cut).
     """
 
     max_count: int = 128
     max_length: int | None = None
 
     def may_be_long(self, size: int) -> bool:
-        """Whether `size` bytes of protobuf can hold a value longer than `max_length` characters."""
-        return self.max_length is not None and _CHARS_PER_BYTE * size + 2 > self.max_length
+        """Whether `size` bytes of protobuf can hold a string longer than `max_length` characters."""
+        return self.max_length is not None and size > self.max_length
 
     def apply(self, holders: Iterable[Any], long: bool) -> bool:
         """Cap each holder (a span, event, link, log record, resource or scope) over a limit; True if any
@@ -103,11 +108,8 @@ class AttributeLimits:
         truncated = 0
         if self.max_length is not None:
             for kv in attributes:
-                if self.may_be_long(kv.value.ByteSize()):
-                    rendered = _rendered(kv.value)
-                    if len(rendered) > self.max_length:
-                        set_string(kv.value, rendered[:self.max_length])
-                        truncated += 1
+                if kv.value.ByteSize() > self.max_length:  # a string has at least as many bytes as characters
+                    truncated += _cut_strings(kv.value, self.max_length)
         for key, count in ((DROPPED_KEY, dropped), (TRUNCATED_KEY, truncated)):
             if count:
                 kv = attributes.add()

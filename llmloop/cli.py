@@ -60,8 +60,8 @@ def main() -> None:
               help="Attributes kept per span, event, link, log record and resource; the rest are dropped "
                    "and counted in llmloop.dropped_attributes_count.")
 @click.option("--max-attribute-length", default=0, show_default=True,
-              help="Characters kept per attribute value (0: no limit, as in the OTel SDK); longer values are "
-                   "cut and counted in llmloop.truncated_values_count.")
+              help="Characters kept per string attribute value, also inside arrays and maps (0: no limit, as "
+                   "in the OTel SDK); longer strings are cut and counted in llmloop.truncated_values_count.")
 @click.option("--batch-spans", default=20_000, show_default=True, help="Items per insert.")
 @click.option("--flush-interval", default=1.0, show_default=True, help="Seconds before a partial batch is written.")
 @click.option("--insert-workers", default=2, show_default=True, help="Parallel span inserts.")

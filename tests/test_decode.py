@@ -156,7 +156,7 @@ def test_attribute_count_limit_applies_per_list_and_counts_what_was_dropped() ->
     assert decoded.accepted == 2
 
 
-def test_attribute_length_limit_cuts_rendered_values_in_characters() -> None:
+def test_attribute_length_limit_cuts_strings_in_characters_at_any_depth_as_the_otel_sdk_does() -> None:
     request = trace_service_pb2.ExportTraceServiceRequest()
     span = request.resource_spans.add().scope_spans.add().spans.add(trace_id=os.urandom(16), span_id=os.urandom(8))
     span.attributes.add(key="text").value.string_value = "héllo wörld"
@@ -164,13 +164,18 @@ def test_attribute_length_limit_cuts_rendered_values_in_characters() -> None:
     span.attributes.add(key="int").value.int_value = 1234567
     span.attributes.add(key="bytes").value.bytes_value = b"\x00\x01\x02\x03\x04\x05"
     values = span.attributes.add(key="list").value.array_value.values
-    for item in ("abc", "def"):
+    for item in ("abcdefg", "hi"):
         values.add().string_value = item
-    decoded = decode(TRACES, request.SerializeToString(), False, AttributeLimits(max_length=5))
-    capped = trace_service_pb2.ExportTraceServiceRequest.FromString(decoded.payload).resource_spans[0] \
-        .scope_spans[0].spans[0]
-    assert _attributes(capped) == {"text": "héllo", "short": "ok", "int": "12345", "bytes": "AAECA",
-                                   "list": '["abc', TRUNCATED_KEY: "4"}
+    span.attributes.add(key="map").value.kvlist_value.values.add(key="k").value.string_value = "0123456789"
+    body = request.SerializeToString().replace(b"0123456789", b"0123\xff56789")  # invalid UTF-8 stays bytes
+    decoded = decode(TRACES, body, False, AttributeLimits(max_length=5))
+    capped = {kv.key.decode(): kv.value for kv in TRACES.lenient_request.FromString(decoded.payload)
+              .resource_spans[0].scope_spans[0].spans[0].attributes}
+    assert capped["text"].string_value == "héllo".encode() and capped["short"].string_value == b"ok"
+    assert capped["int"].int_value == 1234567 and capped["bytes"].bytes_value == b"\x00\x01\x02\x03\x04\x05"
+    assert [v.string_value for v in capped["list"].array_value.values] == [b"abcde", b"hi"]
+    assert capped["map"].kvlist_value.values[0].value.string_value == b"0123\xff"
+    assert capped[TRUNCATED_KEY].string_value == b"3"
 
 
 def test_limits_apply_to_json_bodies_and_log_scopes_and_leave_the_rest_untouched() -> None:
