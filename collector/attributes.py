@@ -18,6 +18,7 @@ from typing import Any
 DROPPED_KEY = "llmloop.dropped_attributes_count"
 TRUNCATED_KEY = "llmloop.truncated_values_count"
 
+
 def text(value: str | bytes) -> str:
     """A protobuf string field as text (the lenient request class reads strings as bytes)."""
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
@@ -92,7 +93,7 @@ class AttributeLimits:
 
     def apply(self, holders: Iterable[Any], long: bool) -> bool:
         """Cap each holder (a span, event, link, log record, resource or scope) over a limit; True if any
-        was. `long` says whether values can be too long at all (`may_be_long` of the whole request)."""
+        was. `long` says whether a string can be too long at all (`may_be_long` of the whole request)."""
         changed = False
         for holder in holders:
             if (len(holder.attributes) > self.max_count or holder.dropped_attributes_count
