@@ -26,7 +26,7 @@ class Config:
     max_body_bytes: int = 64 * 1024 * 1024
     inflight_bytes: int = 256 * 1024 * 1024  # request bodies in memory at once, both receivers
     max_attributes: int = 128  # per span/event/link/log record/resource, like OTEL_ATTRIBUTE_COUNT_LIMIT
-    max_attribute_length: int = 0  # characters per attribute value; 0: no limit (the OTel SDK's default)
+    max_attribute_length: int = 0  # characters per string value; 0: no limit (the OTel SDK default)
     batch_items: int = 20_000
     flush_interval: float = 1.0
     insert_workers: int = 2

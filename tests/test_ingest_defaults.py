@@ -66,7 +66,7 @@ SCRIPT = textwrap.dedent(r'''
 ''')
 
 
-def test_empty_limits_keep_attributes(tmp_path: Path) -> None:
+def test_otlp_inserted_straight_into_the_ingest_tables_keeps_its_attributes(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path)], capture_output=True, text=True,
                           timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
