@@ -21,7 +21,6 @@ import json
 import resource
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -36,23 +35,10 @@ def _cpu() -> float:
 
 def run_variant(variant: str, spans: int, repeat: int) -> float:
     """Best CPU µs per span of `repeat` inserts of `spans` spans with the pipeline cut as `variant` says."""
-    from google.protobuf.internal.encoder import _VarintBytes
-
     sys.path.insert(0, str(Path(__file__).parent))
-    import ingest
+    from inserts import fresh_store, segment
 
-    from llmloop.collector.decode import TRACES
-    from llmloop.collector.prices import load_startup_prices
-    from llmloop.collector.store import connect, load_conventions, migrate
-    from llmloop.collector.writer import Writer
-    from llmloop.queries import Layout
-
-    tmp = Path(tempfile.mkdtemp(prefix="llmloop-stages-"))
-    client = connect(f"chdb://{tmp}/store")
-    layout = Layout()
-    migrate(client, layout)
-    load_conventions(client, layout.database)
-    load_startup_prices(client, layout, None)
+    client, settings = fresh_store("llmloop-stages-")
     if variant == "parse":
         client.command("DROP VIEW llmloop.otlp_spans_mv")
     elif variant == "stage1":
@@ -65,10 +51,7 @@ def run_variant(variant: str, spans: int, repeat: int) -> float:
                                   "AND name = {view:String}", parameters={"view": view}).result_rows[0][0]
             client.command(f"DROP VIEW llmloop.{view}")
             client.command(create.replace(" TO llmloop.spans ", " TO llmloop.spans_sink "))
-    client.command("SYSTEM STOP MERGES")
-    batch = ingest.build_requests([1000] * (spans // 1000), 1, 0)
-    data = b"".join(_VarintBytes(len(body)) + body for body, _ in batch)
-    settings = Writer(TRACES, lambda: client, tmp / "spool", local_store=True).settings
+    data = segment(spans, 1)
     best = float("inf")
     for attempt in range(repeat):
         before = _cpu()

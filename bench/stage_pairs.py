@@ -24,7 +24,6 @@ import argparse
 import resource
 import statistics
 import sys
-import tempfile
 from pathlib import Path
 
 
@@ -42,24 +41,14 @@ def main() -> int:
     parser.add_argument("--spans", type=int, default=20_000)
     args = parser.parse_args()
 
-    from google.protobuf.internal.encoder import _VarintBytes
-
     sys.path.insert(0, str(Path(__file__).parent))
-    import ingest
+    from inserts import fresh_store, segment
 
     from llmloop import queries
-    from llmloop.collector.decode import TRACES
-    from llmloop.collector.prices import load_startup_prices
-    from llmloop.collector.store import connect, load_conventions, migrate
-    from llmloop.collector.writer import Writer
     from llmloop.queries import Layout
 
-    tmp = Path(tempfile.mkdtemp(prefix="llmloop-pairs-"))
-    client = connect(f"chdb://{tmp}/store")
     layout = Layout()
-    migrate(client, layout)
-    load_conventions(client, layout.database)
-    load_startup_prices(client, layout, None)
+    client, settings = fresh_store("llmloop-pairs-")
     table = f"{layout.database}.otlp_traces_in"
     if args.variant is None:
         select = client.query("SELECT as_select FROM system.tables WHERE database = {db:String} "
@@ -69,14 +58,7 @@ def main() -> int:
     client.command(f"CREATE TABLE {layout.database}.variant_in AS {table} ENGINE = Null")
     client.command(f"CREATE MATERIALIZED VIEW {layout.database}.variant_mv TO {layout.database}.spans_stage AS "
                    + select.replace(f"FROM {table}", f"FROM {layout.database}.variant_in"))
-    client.command("SYSTEM STOP MERGES")
-    settings = Writer(TRACES, lambda: client, tmp / "spool", local_store=True).settings
-
-    def batch(spans: int, seed: int) -> bytes:
-        return b"".join(_VarintBytes(len(body)) + body for body, _ in ingest.build_requests([1000] * (spans // 1000)
-                        if spans >= 1000 else [spans], seed, 0))
-
-    batches = {"big": (batch(args.spans, 1), args.spans), "small": (batch(200, 2), 200)}
+    batches = {"big": (segment(args.spans, 1), args.spans), "small": (segment(200, 2), 200)}
     tables = {"current": table, "variant": f"{layout.database}.variant_in"}
     cost: dict[tuple[str, str], list[float]] = {}
     inserts = 0

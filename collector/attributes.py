@@ -19,7 +19,7 @@ DROPPED_KEY = "llmloop.dropped_attributes_count"
 TRUNCATED_KEY = "llmloop.truncated_values_count"
 
 
-def text(value: str | bytes) -> str:
+def _text(value: str | bytes) -> str:
     """A protobuf string field as text (the lenient request class reads strings as bytes)."""
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
 
@@ -28,13 +28,13 @@ def json_value(value: Any) -> Any:
     """An AnyValue as a JSON value, the way the ingest views render one (bytes as base64)."""
     kind = value.WhichOneof("value")
     if kind == "string_value":
-        return text(value.string_value)
+        return _text(value.string_value)
     if kind == "bytes_value":
         return base64.b64encode(value.bytes_value).decode()
     if kind == "array_value":
         return [json_value(item) for item in value.array_value.values]
     if kind == "kvlist_value":
-        return {text(kv.key): json_value(kv.value) for kv in value.kvlist_value.values}
+        return {_text(kv.key): json_value(kv.value) for kv in value.kvlist_value.values}
     if kind == "double_value" and not math.isfinite(value.double_value):
         return None
     return getattr(value, kind) if kind else None
