@@ -102,7 +102,7 @@ def _serve(config: Config, stop: threading.Event) -> None:
         for app, port, http in (
             (create_otlp_app(writers, budget, config.token, config.max_body_bytes, api, PREFIX, limits),
              config.http_port, "httptools"),
-            (create_sql_app(client, config.token), config.sql_port, "h11"),
+            (create_sql_app(connect(dsn), config.token), config.sql_port, "h11"),
         )
     ]
 

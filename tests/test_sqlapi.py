@@ -137,11 +137,12 @@ def test_ping_and_bare_get(port: int) -> None:
 
 
 def test_url_settings_apply_to_one_query_but_limits_stay(port: int) -> None:
-    probe = "SELECT getSetting('max_threads'), getSetting('max_execution_time'), getSetting('max_memory_usage')"
+    probe = ("SELECT getSetting('max_threads'), getSetting('max_execution_time'), getSetting('max_memory_usage'),"
+             " getSetting('output_format_json_validate_utf8')")
     default_threads = call(port, probe)[2].split("\t")[0]
     assert call(port, probe, max_threads="3", max_execution_time="0", max_memory_usage="0", readonly="0",
-                no_such_setting="1")[2] == f"3\t60\t{4 * 1024**3}\n"
-    assert call(port, probe)[2].split("\t")[0] == default_threads
+                output_format_json_validate_utf8="0", no_such_setting="1")[2] == f"3\t60\t{4 * 1024**3}\tfalse\n"
+    assert call(port, probe)[2] == f"{default_threads}\t60\t{4 * 1024**3}\ttrue\n"
     assert call(port, "SELECT getSetting('output_format_schema')", output_format_schema="/tmp/x")[2] == "\n"
 
 
