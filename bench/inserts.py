@@ -16,7 +16,7 @@ def fresh_store(prefix: str) -> tuple[Any, dict[str, Any]]:
     from llmloop.collector.decode import TRACES
     from llmloop.collector.prices import load_startup_prices
     from llmloop.collector.store import connect, load_conventions, migrate
-    from llmloop.collector.writer import Writer
+    from llmloop.collector.writer import Writer, tuned
     from llmloop.queries import Layout
 
     tmp = Path(tempfile.mkdtemp(prefix=prefix))
@@ -26,7 +26,7 @@ def fresh_store(prefix: str) -> tuple[Any, dict[str, Any]]:
     load_conventions(client, layout.database)
     load_startup_prices(client, layout, None)
     client.command("SYSTEM STOP MERGES")
-    return client, Writer(TRACES, lambda: client, tmp / "spool", local_store=True).settings
+    return client, tuned(client, Writer(TRACES, lambda: client, tmp / "spool", local_store=True).settings)
 
 
 def segment(spans: int, seed: int) -> bytes:

@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
@@ -30,6 +31,24 @@ log = logging.getLogger("llmloop.writer")
 _INPUT_ERRORS = ("CANNOT_PARSE", "PROTOBUF", "CANNOT_READ_ALL_DATA", "ATTEMPT_TO_READ_AFTER_EOF",
                  "INCORRECT_DATA", "TOO_LARGE_STRING_SIZE", "TOO_LARGE_ARRAY_SIZE", "UNKNOWN_FORMAT")
 _ERROR_NAME = re.compile(r"\(([A-Z][A-Z0-9_]+)\)")
+# Settings that only make an insert cheaper, used where the store knows them (a server older than the
+# engine chDB embeds may not). ClickHouse analyses every ingest view again at each insert (~0.15 s of
+# CPU, bench/README.md); query plan optimizations and the AND-chain rewrite are a quarter of that, and
+# do nothing for these views, which read no table but a few rows of `conventions`.
+_TUNING = {
+    # No in-block ReplacingMergeTree collapse at insert: duplicates come from client retries in
+    # other requests, so merges and FINAL collapse them anyway; skipping it saves ~10 us/span.
+    "optimize_on_insert": 0,
+    "query_plan_enable_optimizations": 0,
+    "optimize_and_compare_chain": 0,
+}
+
+
+def tuned(client: Client, settings: dict[str, Any]) -> dict[str, Any]:
+    """`settings` with those of `_TUNING` that the store behind `client` knows."""
+    known = client.query("SELECT name FROM system.settings WHERE name IN {names:Array(String)}",
+                         parameters={"names": list(_TUNING)}).result_columns
+    return {**settings, **{name: _TUNING[name] for name in (known[0] if known else [])}}
 
 
 def _schema_settings(signal: Signal, local_dir: Path | None) -> dict[str, str]:
@@ -68,9 +87,6 @@ class Writer:
         self.settings = {
             **_schema_settings(signal, spool_dir if local_store else None),
             "deduplicate_blocks_in_dependent_materialized_views": 1,
-            # No in-block ReplacingMergeTree collapse at insert: duplicates come from client retries in
-            # other requests, so merges and FINAL collapse them anyway; skipping it saves ~10 us/span.
-            "optimize_on_insert": 0,
         }
         self.flush_interval = flush_interval
         self.spool = Spool(spool_dir / signal.name, batch_items, spool_bytes, fsync)
@@ -105,9 +121,10 @@ class Writer:
             log.warning("%s: %d bytes stay in the spool for the next start", self.signal.name, left)
 
     def _run(self) -> None:
-        client = self._client()
-        if client is None:
+        connected = self._client()
+        if connected is None:
             return
+        client, settings = connected
         while True:
             segment = self.spool.take(timeout=min(self.flush_interval, 0.1))
             if segment is None:
@@ -115,22 +132,24 @@ class Writer:
                     return
                 self.spool.close_if_older(self.flush_interval)
                 continue
-            if not self._insert(client, segment):
+            if not self._insert(client, settings, segment):
                 self.spool.put_back(segment)
                 return
             self.spool.done(segment)
 
-    def _client(self) -> Client | None:
-        """A store client, retried while the store is unreachable; None if shutdown came first."""
+    def _client(self) -> tuple[Client, dict[str, Any]] | None:
+        """A store client and the insert settings for it, retried while the store is unreachable;
+        None if shutdown came first."""
         for delay in retry_delays(0.2):
             try:
-                return self._connect()
+                client = self._connect()
+                return client, tuned(client, self.settings)
             except Exception as exc:  # the store may be down right now; the spool holds the data
                 log.warning("%s writer cannot reach the store, retrying in %.1fs: %s", self.signal.name, delay, exc)
                 if self._closing.wait(delay):
                     return None
 
-    def _insert(self, client: Client, segment: Segment) -> bool:
+    def _insert(self, client: Client, settings: dict[str, Any], segment: Segment) -> bool:
         """Insert one segment, retrying with backoff; False if shutdown came first.
 
         When the store refuses the segment's *data* (a parse error, not an outage or overload),
@@ -146,9 +165,9 @@ class Writer:
                     with open(segment.path, "rb") as file:
                         data = file.read(segment.size)  # the spool's whole requests (see Spool._fail_locked)
                 if rejected_input:
-                    self._insert_records(client, segment, data)
+                    self._insert_records(client, settings, segment, data)
                 else:
-                    self._raw_insert(client, data, segment.token)
+                    self._raw_insert(client, settings, data, segment.token)
             except Exception as exc:  # the store (or the disk) failing must not lose the segment: retry it
                 if data is None and isinstance(exc, FileNotFoundError):  # deleted by hand: nothing to retry
                     log.error("spool segment %s is gone, its requests with it: %s", segment.path.name, exc)
@@ -163,11 +182,11 @@ class Writer:
                       segment.size, time.perf_counter() - started)
             return True
 
-    def _raw_insert(self, client: Client, data: bytes, token: str) -> None:
+    def _raw_insert(self, client: Client, settings: dict[str, Any], data: bytes, token: str) -> None:
         client.raw_insert(self.table, insert_block=data, fmt="Protobuf",
-                          settings={**self.settings, "insert_deduplication_token": token})
+                          settings={**settings, "insert_deduplication_token": token})
 
-    def _insert_records(self, client: Client, segment: Segment, data: bytes) -> None:
+    def _insert_records(self, client: Client, settings: dict[str, Any], segment: Segment, data: bytes) -> None:
         """Insert `data` one request at a time; quarantine those whose data the store rejects.
 
         Any other failure (outage, overload) is raised: the segment is retried later, and the
@@ -176,7 +195,7 @@ class Writer:
         rejected: list[tuple[int, bytes, Exception]] = []
         for index, record in enumerate(records(data)):
             try:
-                self._raw_insert(client, record, f"{segment.token}-{index}")
+                self._raw_insert(client, settings, record, f"{segment.token}-{index}")
             except Exception as exc:  # sorted by rejects_input: bad data is kept aside, the rest raised
                 if not rejects_input(exc):
                     raise

@@ -56,3 +56,24 @@ def test_a_vanished_segment_does_not_stop_the_writer(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip().splitlines()[-1:] == ["stored"], done.stderr[-3000:]
     assert "00000000000000000001-gone.otlp is gone" in done.stderr
+
+
+TUNING_SCRIPT = textwrap.dedent(r'''
+    import sys
+    from pathlib import Path
+    from llmloop.collector import writer
+    from llmloop.collector.store import connect
+
+    client = connect(f"chdb://{Path(sys.argv[1])}/store")
+    writer._TUNING["no_such_setting_in_any_clickhouse"] = 0  # as a setting of a newer engine, on an older store
+    settings = writer.tuned(client, {"format_schema": "x"})
+    print(sorted(settings))
+''')
+
+
+def test_insert_tuning_keeps_only_settings_the_store_knows(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-c", TUNING_SCRIPT, str(tmp_path)], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().splitlines()[-1] == str(sorted(
+        ["format_schema", "optimize_on_insert", "query_plan_enable_optimizations", "optimize_and_compare_chain"]))
