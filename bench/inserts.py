@@ -36,3 +36,26 @@ def segment(spans: int, seed: int) -> bytes:
 
     sizes = [1000] * (spans // 1000) if spans >= 1000 else [spans]
     return b"".join(_VarintBytes(len(body)) + body for body, _ in ingest.build_requests(sizes, seed, 0))
+
+
+def first_stage_variant(client: Any, name: str, sql: str | None) -> str:
+    """A Null input table `<db>.<name>_in` whose view into `spans_stage` is `sql` (statements, the last a SELECT
+    from `{{db}}.otlp_traces_in`, placeholders as in migrations; the earlier ones, e.g. functions, run first) or,
+    without it, a copy of the live first stage. Returns the table's name."""
+    from llmloop import queries
+    from llmloop.queries import Layout
+
+    layout = Layout()
+    source = f"{layout.database}.otlp_traces_in"
+    if sql is None:
+        setup, select = [], client.query("SELECT as_select FROM system.tables WHERE database = {db:String} AND "
+                                         "name = 'otlp_spans_mv'", parameters={"db": layout.database}).result_rows[0][0]
+    else:
+        *setup, select = queries.render(sql, layout)
+    for statement in setup:
+        client.command(statement)
+    table = f"{layout.database}.{name}_in"
+    client.command(f"CREATE TABLE {table} AS {source} ENGINE = Null")
+    client.command(f"CREATE MATERIALIZED VIEW {layout.database}.{name}_mv TO {layout.database}.spans_stage AS "
+                   + select.replace(f"FROM {source}", f"FROM {table}"))
+    return table

@@ -3,8 +3,9 @@
     python bench/stage_pairs.py [VARIANT.sql] [--rounds 40] [--spans 20000]
 
 VARIANT.sql is a SELECT that reads `{{db}}.otlp_traces_in` and yields `spans_stage`'s columns, as the first
-stage (`otlp_spans_mv`, 0009 and 0013) does; `{{db}}` and the other layout placeholders are filled as in
-migrations. Without it the variant is the first stage itself: an A/A run that shows the noise.
+stage (`otlp_spans_mv`, 0009 and 0013) does, optionally after statements it needs (functions); `{{db}}` and the
+other layout placeholders are filled as in migrations. Without it the variant is the first stage itself: an
+A/A run that shows the noise.
 
 The script migrates a fresh embedded store, adds a second Null input table with the variant as its view into
 `spans_stage` (so everything after the first stage is shared), stops merges, and then, each round, inserts the
@@ -42,24 +43,12 @@ def main() -> int:
     args = parser.parse_args()
 
     sys.path.insert(0, str(Path(__file__).parent))
-    from inserts import fresh_store, segment
+    from inserts import first_stage_variant, fresh_store, segment
 
-    from llmloop import queries
-    from llmloop.queries import Layout
-
-    layout = Layout()
     client, settings = fresh_store("llmloop-pairs-")
-    table = f"{layout.database}.otlp_traces_in"
-    if args.variant is None:
-        select = client.query("SELECT as_select FROM system.tables WHERE database = {db:String} "
-                              "AND name = 'otlp_spans_mv'", parameters={"db": layout.database}).result_rows[0][0]
-    else:
-        (select,) = queries.render(args.variant.read_text(), layout)
-    client.command(f"CREATE TABLE {layout.database}.variant_in AS {table} ENGINE = Null")
-    client.command(f"CREATE MATERIALIZED VIEW {layout.database}.variant_mv TO {layout.database}.spans_stage AS "
-                   + select.replace(f"FROM {table}", f"FROM {layout.database}.variant_in"))
+    variant = first_stage_variant(client, "variant", args.variant.read_text() if args.variant else None)
     batches = {"big": (segment(args.spans, 1), args.spans), "small": (segment(200, 2), 200)}
-    tables = {"current": table, "variant": f"{layout.database}.variant_in"}
+    tables = {"current": "llmloop.otlp_traces_in", "variant": variant}
     cost: dict[tuple[str, str], list[float]] = {}
     inserts = 0
     for round_ in range(args.rounds):
