@@ -1,6 +1,7 @@
-"""The writer keeps going when a queued spool segment has vanished (deleted by hand) before its insert.
+"""The writer keeps going when a queued spool segment has vanished (deleted by hand) before its insert, and
+tunes its inserts only with settings the store knows.
 
-Runs in a child process: a process can open only one embedded store.
+Each test runs in a child process: a process can open only one embedded store.
 """
 
 from __future__ import annotations
