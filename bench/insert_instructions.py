@@ -2,8 +2,10 @@
 
     python bench/insert_instructions.py [VARIANT ...] [--spans 2000] [--rounds 3]
 
-A VARIANT is either `NAME=SETTINGS` (a JSON object of insert settings added to the writer's) or a first-stage
-SQL file as `stage_pairs.py` takes (run through its own input table, beside the current first stage). The
+A VARIANT is either `NAME=SETTINGS` (a JSON object of insert settings added to the writer's), a first-stage
+SQL file as `stage_pairs.py` takes (run through its own input table, beside the current first stage), or
+`typed`: the ingest table of collectors before 0014 (`otlp_traces_in`, span attribute values parsed into typed
+columns), which a store keeps for them. The
 script migrates a fresh embedded store in a child process under `valgrind --tool=callgrind`, warms every
 variant with one insert, then counts each round's insert of the same batch with instrumentation on, the
 variants' order rotating from round to round. It prints every count, and each variant's median difference
@@ -39,6 +41,8 @@ def _variants(specs: list[str]) -> list[tuple[str, dict, str | None]]:
     """(name, extra settings, first-stage SQL or None) per variant, the current pipeline first."""
     out: list[tuple[str, dict, str | None]] = [("current", {}, None)]
     for spec in specs:
+        if spec == "typed":
+            continue  # added by `inner`, which knows the store
         name, sep, settings = spec.partition("=")
         if sep and not Path(spec).exists():
             out.append((name, json.loads(settings), None))
@@ -61,10 +65,19 @@ def inner(args: argparse.Namespace) -> int:
     sys.path.insert(0, str(Path(__file__).parent))
     from inserts import first_stage_variant, fresh_store, segment
 
+    from llmloop.collector.decode import TRACES
+    from llmloop.collector.protoschema import format_schema
+
     client, settings = fresh_store("llmloop-instructions-")
     variants = _variants(args.variant)
-    tables = [first_stage_variant(client, f"variant{i}", sql) if sql else "llmloop.otlp_traces_in"
+    tables = [first_stage_variant(client, f"variant{i}", sql) if sql else f"llmloop.{TRACES.table}"
               for i, (_, _, sql) in enumerate(variants)]
+    if "typed" in args.variant:
+        schema, message = format_schema(TRACES.request.DESCRIPTOR)
+        typed = Path(os.environ[_INNER]) / "typed.proto"
+        typed.write_text(schema)
+        variants.append(("typed", {"format_schema": f"{typed}:{message}"}, None))
+        tables.append("llmloop.otlp_traces_in")
     data = segment(args.spans, 1)
     inserts = 0
 
@@ -100,7 +113,7 @@ def inner(args: argparse.Namespace) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("variant", nargs="*", help="NAME={json settings} or a first-stage SQL file")
+    parser.add_argument("variant", nargs="*", help="NAME={json settings}, a first-stage SQL file, or typed")
     parser.add_argument("--spans", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()

@@ -5,7 +5,7 @@
 Each variant runs in its own process with a fresh temporary embedded store, merges stopped, the same
 length-delimited OTLP batch (bench/ingest.py's spans) and the writer's insert settings. Variants:
 
-- parse: no view on `otlp_traces_in` (ClickHouse parses the protobuf, nothing else);
+- parse: no view on `otlp_spans_in` (ClickHouse parses the protobuf, nothing else);
 - stage1: explode + attribute rendering into `spans_stage` (Null), no view after it;
 - views: every view, with `spans` swapped for a Null table (everything but the MergeTree write);
 - full: the real pipeline into `llmloop.spans`.
@@ -38,9 +38,11 @@ def run_variant(variant: str, spans: int, repeat: int) -> float:
     sys.path.insert(0, str(Path(__file__).parent))
     from inserts import fresh_store, segment
 
+    from llmloop.collector.decode import TRACES
+
     client, settings = fresh_store("llmloop-stages-")
     if variant == "parse":
-        client.command("DROP VIEW llmloop.otlp_spans_mv")
+        client.command("DROP VIEW llmloop.otlp_spans_in_mv")
     elif variant == "stage1":
         for view in (*STAGE2_VIEWS, "spans_route_foreign_mv"):
             client.command(f"DROP VIEW llmloop.{view}")
@@ -55,7 +57,7 @@ def run_variant(variant: str, spans: int, repeat: int) -> float:
     best = float("inf")
     for attempt in range(repeat):
         before = _cpu()
-        client.raw_insert("llmloop.otlp_traces_in", insert_block=data, fmt="Protobuf",
+        client.raw_insert(f"llmloop.{TRACES.table}", insert_block=data, fmt="Protobuf",
                           settings={**settings, "insert_deduplication_token": f"stages-{attempt}"})
         best = min(best, (_cpu() - before) / spans * 1e6)
     return best

@@ -40,13 +40,14 @@ def segment(spans: int, seed: int) -> bytes:
 
 def first_stage_variant(client: Any, name: str, sql: str | None) -> str:
     """A Null input table `<db>.<name>_in` whose view into `spans_stage` is `sql` (statements, the last a SELECT
-    from `{{db}}.otlp_traces_in`, placeholders as in migrations; the earlier ones, e.g. functions, run first) or,
+    from `{{db}}.otlp_spans_in`, placeholders as in migrations; the earlier ones, e.g. functions, run first) or,
     without it, a copy of the live first stage. Returns the table's name."""
     from llmloop import queries
+    from llmloop.collector.decode import TRACES
     from llmloop.queries import Layout
 
     layout = Layout()
-    source = f"{layout.database}.otlp_traces_in"
+    source = f"{layout.database}.{TRACES.table}"
     if sql is None:
         setup, select = [], client.query("SELECT as_select FROM system.tables WHERE database = {db:String} AND "
                                          "name = 'otlp_spans_mv'", parameters={"db": layout.database}).result_rows[0][0]

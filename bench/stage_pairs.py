@@ -2,8 +2,8 @@
 
     python bench/stage_pairs.py [VARIANT.sql] [--rounds 40] [--spans 20000]
 
-VARIANT.sql is a SELECT that reads `{{db}}.otlp_traces_in` and yields `spans_stage`'s columns, as the first
-stage (`otlp_spans_mv`, 0009 and 0013) does, optionally after statements it needs (functions); `{{db}}` and the
+VARIANT.sql is a SELECT that reads `{{db}}.otlp_spans_in` and yields `spans_stage`'s columns, as the first
+stage (`otlp_spans_in_mv`, 0014) does, optionally after statements it needs (functions); `{{db}}` and the
 other layout placeholders are filled as in migrations. Without it the variant is the first stage itself: an
 A/A run that shows the noise.
 
@@ -36,7 +36,7 @@ def _cpu() -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("variant", type=Path, nargs="?",
-                        help="a SELECT from {{db}}.otlp_traces_in into spans_stage's columns "
+                        help="a SELECT from {{db}}.otlp_spans_in into spans_stage's columns "
                              "(default: the first stage itself)")
     parser.add_argument("--rounds", type=int, default=40)
     parser.add_argument("--spans", type=int, default=20_000)
@@ -45,10 +45,12 @@ def main() -> int:
     sys.path.insert(0, str(Path(__file__).parent))
     from inserts import first_stage_variant, fresh_store, segment
 
+    from llmloop.collector.decode import TRACES
+
     client, settings = fresh_store("llmloop-pairs-")
     variant = first_stage_variant(client, "variant", args.variant.read_text() if args.variant else None)
     batches = {"big": (segment(args.spans, 1), args.spans), "small": (segment(200, 2), 200)}
-    tables = {"current": "llmloop.otlp_traces_in", "variant": variant}
+    tables = {"current": f"llmloop.{TRACES.table}", "variant": variant}
     cost: dict[tuple[str, str], list[float]] = {}
     inserts = 0
     for round_ in range(args.rounds):

@@ -97,6 +97,7 @@ class Signal:
     """One OTLP signal: its messages, the nesting of its items, and how items are checked."""
 
     name: str
+    table: str  # the Null table of `<database>` the writer inserts requests into
     request: type[Message]
     response: type[Message]
     path: tuple[str, str, str]  # e.g. resource_spans, scope_spans, spans
@@ -108,6 +109,7 @@ class Signal:
     rewrite: Callable[[Any], bool] | None = None  # adapts an accepted item for the store; True if changed
     parts: Callable[[Any], Iterable[Any]] = lambda items: ()  # lists of attributes inside the items
     scope_attributes: bool = False  # whether the store keeps the scope's attributes
+    raw_fields: tuple[str, ...] = ()  # fields the store reads as wire bytes (protoschema.format_schema's `raw`)
 
     @cached_property
     def lenient_request(self) -> type[Message]:
@@ -117,6 +119,7 @@ class Signal:
 
 TRACES = Signal(
     "traces",
+    "otlp_spans_in",
     trace_service_pb2.ExportTraceServiceRequest,
     trace_service_pb2.ExportTraceServiceResponse,
     ("resource_spans", "scope_spans", "spans"),
@@ -126,9 +129,11 @@ TRACES = Signal(
     _suspect_spans,
     ("traceId", "spanId", "parentSpanId"),
     parts=_span_parts,
+    raw_fields=("resource_spans.scope_spans.spans.attributes.value",),
 )
 LOGS = Signal(
     "logs",
+    "otlp_logs_in",
     logs_service_pb2.ExportLogsServiceRequest,
     logs_service_pb2.ExportLogsServiceResponse,
     ("resource_logs", "scope_logs", "log_records"),

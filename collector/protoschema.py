@@ -2,7 +2,8 @@
 
 `opentelemetry-proto` ships compiled descriptors, not `.proto` files. ClickHouse needs the schema as
 text (passed inline with `format_schema_source='string'`) and cannot follow recursive messages, so
-`AnyValue` is unrolled to a fixed depth: below it, nested arrays and maps arrive as raw bytes.
+`AnyValue` is unrolled to a fixed depth: below it, nested arrays and maps arrive as raw bytes. Fields
+named as raw arrive as their wire bytes too, whatever their type, for the ingest views to decode.
 """
 
 from __future__ import annotations
@@ -64,14 +65,17 @@ def _cyclic(root: Descriptor) -> set[str]:
     return {name for name in edges if reaches(name, name)}
 
 
-def _render(root: Descriptor) -> tuple[str, str]:
-    """Every message reachable from `root` as a top-level message, unrolled where it recurses."""
+def _render(root: Descriptor, raw: tuple[str, ...]) -> tuple[str, str]:
+    """Every message reachable from `root` as a top-level message, unrolled where it recurses; the fields
+    at the dotted paths in `raw` (field names from `root`) declared `bytes`."""
     cyclic = _cyclic(root)
+    raw_paths = [tuple(path.split(".")) for path in raw]
     names: dict[tuple, str] = {}
     bodies: list[str] = []
 
-    def visit(desc: Descriptor, path: tuple[str, ...]) -> str:
-        key = (desc.full_name, tuple(p for p in path if p in cyclic))
+    def visit(desc: Descriptor, path: tuple[str, ...], fields: tuple[str, ...]) -> str:
+        below = frozenset(r[len(fields):] for r in raw_paths if r[:len(fields)] == fields)
+        key = (desc.full_name, tuple(p for p in path if p in cyclic), below)
         if key in names:
             return names[key]
         base = desc.full_name.replace(".", "_")
@@ -82,24 +86,26 @@ def _render(root: Descriptor) -> tuple[str, str]:
         for field in desc.fields:
             label = "repeated " if field.is_repeated else ""
             sub = field.message_type
-            if sub is None:
+            if (field.name,) in below:
+                ftype = "bytes"  # the same wire format as a string or an embedded message
+            elif sub is None:
                 ftype = _SCALARS[field.type]
             elif path.count(sub.full_name) >= MAX_REPEAT:
-                ftype = "bytes"  # same wire format as an embedded message
+                ftype = "bytes"
             else:
-                ftype = visit(sub, path)
+                ftype = visit(sub, path, (*fields, field.name))
             lines.append(f"  {label}{ftype} {field.name} = {field.number};")
         bodies.append(f"message {name} {{\n" + "\n".join(lines) + "\n}\n")
         return name
 
-    top = visit(root, ())
+    top = visit(root, (), ())
     return 'syntax = "proto3";\n\n' + "\n".join(bodies), top
 
 
 @cache
-def format_schema(root: Descriptor) -> tuple[str, str]:
-    """(`.proto` text, top-level message name) for `root`; cached per descriptor."""
-    return _render(root)
+def format_schema(root: Descriptor, raw: tuple[str, ...] = ()) -> tuple[str, str]:
+    """(`.proto` text, top-level message name) for `root`, the fields at the paths in `raw` as bytes; cached."""
+    return _render(root, raw)
 
 
 def lenient_message_class(root: Descriptor) -> type[Message]:

@@ -1,7 +1,7 @@
 """Batch writer: acknowledged OTLP requests go through the spool into ClickHouse in large inserts.
 
 Each closed spool segment is one INSERT of length-delimited protobuf requests into a Null ingest
-table; the materialized views in `queries/schema/0004_otlp_ingest.sql` explode them into rows.
+table (`Signal.table`); its materialized view (`queries/schema/`) explodes them into rows.
 Several worker threads insert in parallel (ClickHouse works on one batch per thread). A failed
 insert is retried with backoff and never dropped; meanwhile the spool keeps accepting until its
 disk budget, past which receivers answer with a retryable status.
@@ -56,7 +56,7 @@ def _schema_settings(signal: Signal, local_dir: Path | None) -> dict[str, str]:
 
     (Inline schemas make an embedded engine cache them under the process's working directory.)
     """
-    schema, message = format_schema(signal.request.DESCRIPTOR)
+    schema, message = format_schema(signal.request.DESCRIPTOR, signal.raw_fields)
     if local_dir is None:
         return {"format_schema": schema, "format_schema_message_name": message, "format_schema_source": "string"}
     local_dir.mkdir(parents=True, exist_ok=True)
@@ -67,7 +67,7 @@ def _schema_settings(signal: Signal, local_dir: Path | None) -> dict[str, str]:
 
 
 class Writer:
-    """Spools accepted requests of one signal and inserts them into `<database>.otlp_<signal>_in`."""
+    """Spools accepted requests of one signal and inserts them into `<database>.<signal.table>`."""
 
     def __init__(
         self,
@@ -83,7 +83,7 @@ class Writer:
         local_store: bool = False,
     ) -> None:
         self.signal = signal
-        self.table = f"{database}.otlp_{signal.name}_in"
+        self.table = f"{database}.{signal.table}"
         self.settings = {
             **_schema_settings(signal, spool_dir if local_store else None),
             "deduplicate_blocks_in_dependent_materialized_views": 1,

@@ -31,9 +31,9 @@ SCRIPT = textwrap.dedent(r'''
     load_conventions(client, "llmloop")
 
     def insert(signal, request):
-        body = request.SerializeToString()
+        body = request if isinstance(request, bytes) else request.SerializeToString()
         settings = Writer(signal, lambda: client, root / "spool", local_store=True).settings
-        client.raw_insert(f"llmloop.otlp_{signal.name}_in", insert_block=_VarintBytes(len(body)) + body,
+        client.raw_insert(f"llmloop.{signal.table}", insert_block=_VarintBytes(len(body)) + body,
                           fmt="Protobuf", settings=settings)
 
     logs = logs_service_pb2.ExportLogsServiceRequest()
@@ -56,12 +56,25 @@ SCRIPT = textwrap.dedent(r'''
         start_time_unix_nano=time.time_ns(), end_time_unix_nano=time.time_ns() + 1000)
     span.attributes.add(key="gen_ai.request.model").value.string_value = "claude-sonnet-4-5"
     insert(TRACES, traces)
+    # Span attribute values that are not AnyValues at all (the collector's parse would refuse them) decode as
+    # something in the ingest view, never as an error that would fail the whole insert.
+    def ld(tag, payload):
+        return bytes([tag]) + _VarintBytes(len(payload)) + payload
+
+    garbage = [b"\x0a", b"\x0a\xff\xff\xff\xff\x0f", b"\x2a\x05\x0a\x09", b"\x32\x03\x0a\x7f\x0a", b"\x18",
+               b"\x21\x00", b"\x2a\x0a" + b"\x0a\xff" * 5, b"\x99\x99\x99", b"\x32\x04\x0a\x02\x12\x7f"]
+    span.name, span.span_id = "garbage", bytes.fromhex("b7ad6b7169203332")
+    span_bytes = span.SerializeToString() + b"".join(
+        ld(0x4A, ld(0x0A, f"garbage{i}".encode()) + ld(0x12, g)) for i, g in enumerate(garbage))
+    insert(TRACES, ld(0x0A, ld(0x12, ld(0x12, span_bytes))))
 
     print(json.dumps({
         "logs": list(client.query("SELECT ServiceName, ResourceAttributes, ScopeAttributes, LogAttributes, Body "
                                   "FROM llmloop.logs").named_results()),
         "spans": list(client.query("SELECT ServiceName, ResourceAttributes, SpanAttributes, RequestModel "
-                                   "FROM llmloop.spans").named_results()),
+                                   "FROM llmloop.spans WHERE SpanName = 'chat'").named_results()),
+        "garbage": client.query("SELECT mapKeys(SpanAttributes) FROM llmloop.spans WHERE SpanName = 'garbage'")
+                         .result_rows,
     }))
 ''')
 
@@ -84,3 +97,4 @@ def test_otlp_inserted_straight_into_the_ingest_tables_keeps_its_attributes(tmp_
         "SpanAttributes": {"gen_ai.request.model": "claude-sonnet-4-5"},
         "RequestModel": "claude-sonnet-4-5",
     }]
+    assert stored["garbage"] == [[["gen_ai.request.model", *(f"garbage{i}" for i in range(9))]]]

@@ -1,4 +1,6 @@
-"""A store upgraded across 0009 (the lean ingest pipeline): spans before and after are stored alike.
+"""A store upgraded across 0009 (the lean ingest pipeline) and 0014 (raw span attribute values, a new ingest
+table): spans before and after are stored alike, also when a collector of an earlier version still inserts
+into the old ingest table after the upgrade (a cluster upgraded one node at a time).
 
 Runs in a child process: a process can open only one embedded store.
 """
@@ -18,6 +20,7 @@ SCRIPT = textwrap.dedent(r'''
     from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
     from llmloop import queries
     from llmloop.collector.decode import TRACES
+    from llmloop.collector.protoschema import format_schema
     from llmloop.collector.store import connect, load_conventions, migrate
     from llmloop.collector.writer import Writer
     from llmloop.queries import Layout
@@ -30,12 +33,17 @@ SCRIPT = textwrap.dedent(r'''
                 client.command(statement)
             client.insert("llmloop.schema_migrations", [[version, name]], column_names=["version", "name"])
     settings = Writer(TRACES, lambda: client, Path(root) / "spool", local_store=True).settings
+    # How a collector of a release before 0014 inserted: typed attribute values, into otlp_traces_in.
+    typed, message = format_schema(TRACES.request.DESCRIPTOR)
+    (Path(root) / "typed.proto").write_text(typed)
+    old = ("otlp_traces_in", {**settings, "format_schema": f"{root}/typed.proto:{message}"})
+    new = (TRACES.table, settings)
     native = {"gen_ai.operation.name": "chat", "gen_ai.request.model": "claude-sonnet-4-5",
               "gen_ai.usage.input_tokens": 10, "llmloop.config.id": "support@3"}
     foreign = {"llm.request.type": "chat", "llm.request.model": "gpt-4o", "gen_ai.usage.prompt_tokens": 20,
                "gen_ai.prompt.0.role": "user", "gen_ai.prompt.0.content": "Hi"}
 
-    def send(name, attributes, token):
+    def send(name, attributes, token, via=old):
         request = trace_service_pb2.ExportTraceServiceRequest()
         span = request.resource_spans.add().scope_spans.add().spans.add(
             name=name, trace_id=bytes.fromhex("0af7651916cd43dd8448eb211c80319c"),
@@ -48,23 +56,26 @@ SCRIPT = textwrap.dedent(r'''
             else:
                 kv.value.string_value = value
         body = request.SerializeToString()
-        client.raw_insert("llmloop.otlp_traces_in", insert_block=_VarintBytes(len(body)) + body, fmt="Protobuf",
-                          settings={**settings, "insert_deduplication_token": token})
+        table, table_settings = via
+        client.raw_insert(f"llmloop.{table}", insert_block=_VarintBytes(len(body)) + body, fmt="Protobuf",
+                          settings={**table_settings, "insert_deduplication_token": token})
 
     load_conventions(client, "llmloop")
     send("a-native-before", native, "t1")
     send("b-foreign-before", foreign, "t2")
-    migrate(client, layout)  # 0009
+    migrate(client, layout)  # 0009 and later
     load_conventions(client, "llmloop")
-    send("c-native-after", native, "t3")
-    send("d-foreign-after", foreign, "t4")
+    send("c-native-after", native, "t3", new)
+    send("d-foreign-after", foreign, "t4", new)
+    send("g-native-old-collector", native, "t7")
+    send("h-foreign-old-collector", foreign, "t8")
     # A collector older than 0009 restarting on this store writes conventions without foreign rows.
     client.command("INSERT INTO llmloop.conventions (mapping, key, targets, generation) "
                    "SELECT mapping, key, targets, generation + 1 FROM llmloop.conventions FINAL "
                    "WHERE generation = (SELECT max(generation) FROM llmloop.conventions) "
                    "AND mapping NOT IN ('foreign_key', 'foreign_prefix')")
-    send("e-foreign-no-rows", foreign, "t5")
-    send("f-native-no-rows", native, "t6")
+    send("e-foreign-no-rows", foreign, "t5", new)
+    send("f-native-no-rows", native, "t6", new)
     rows = client.query("SELECT SpanName, Operation, RequestModel, InputTokens, ConfigId, InputMessages "
                         "FROM llmloop.spans FINAL ORDER BY SpanName").named_results()
     print(json.dumps(list(rows)))
@@ -77,11 +88,12 @@ def test_spans_map_alike_before_after_and_without_foreign_rows(tmp_path: Path) -
     assert done.returncode == 0, done.stderr[-3000:]
     rows = {row["SpanName"]: row for row in json.loads(done.stdout.strip().splitlines()[-1])}
     assert sorted(rows) == ["a-native-before", "b-foreign-before", "c-native-after", "d-foreign-after",
-                            "e-foreign-no-rows", "f-native-no-rows"]
-    for name in ("a-native-before", "c-native-after", "f-native-no-rows"):
+                            "e-foreign-no-rows", "f-native-no-rows", "g-native-old-collector",
+                            "h-foreign-old-collector"]
+    for name in ("a-native-before", "c-native-after", "f-native-no-rows", "g-native-old-collector"):
         assert (rows[name]["Operation"], rows[name]["RequestModel"], rows[name]["InputTokens"],
                 rows[name]["ConfigId"]) == ("chat", "claude-sonnet-4-5", 10, "support@3"), rows[name]
-    for name in ("b-foreign-before", "d-foreign-after", "e-foreign-no-rows"):
+    for name in ("b-foreign-before", "d-foreign-after", "e-foreign-no-rows", "h-foreign-old-collector"):
         assert (rows[name]["Operation"], rows[name]["RequestModel"], rows[name]["InputTokens"]) == (
             "chat", "gpt-4o", 20), rows[name]
         assert json.loads(rows[name]["InputMessages"]) == [

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from llmloop import queries
@@ -69,3 +71,20 @@ def test_protobuf_schema_unrolls_recursive_anyvalue() -> None:
     assert text.count("message opentelemetry_proto_common_v1_AnyValue") >= 2
     assert "repeated bytes values = 1;" in text  # the cut-off below the unrolled depth
     assert "fixed64 start_time_unix_nano = 7;" in text and "bytes trace_id = 1;" in text
+
+
+def test_protobuf_schema_declares_raw_fields_as_bytes_only_on_their_path() -> None:
+    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+
+    root = trace_service_pb2.ExportTraceServiceRequest.DESCRIPTOR
+    text, _ = format_schema(root, ("resource_spans.scope_spans.spans.attributes.value",))
+    messages = dict(re.findall(r"message (\w+) \{\n(.*?)\n\}", text, flags=re.S))
+    span = messages["opentelemetry_proto_trace_v1_Span"]
+    span_kv = re.search(r"repeated (\w+) attributes = 9;", span).group(1)
+    assert "  bytes value = 2;" in messages[span_kv].splitlines()
+    resource = messages["opentelemetry_proto_resource_v1_Resource"]
+    resource_kv = re.search(r"repeated (\w+) attributes = 1;", resource).group(1)
+    assert resource_kv != span_kv and "AnyValue value = 2;" in messages[resource_kv]
+    event = messages["opentelemetry_proto_trace_v1_Span_Event"]
+    event_kv = re.search(r"repeated (\w+) attributes = 3;", event).group(1)
+    assert event_kv == resource_kv
