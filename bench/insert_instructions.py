@@ -63,21 +63,18 @@ def _count(pid: str, label: str, dumps: Path) -> int:
 
 def inner(args: argparse.Namespace) -> int:
     sys.path.insert(0, str(Path(__file__).parent))
-    from inserts import first_stage_variant, fresh_store, segment
+    from inserts import first_stage_variant, fresh_store, segment, typed_ingest
 
     from llmloop.collector.decode import TRACES
-    from llmloop.collector.protoschema import format_schema
 
     client, settings = fresh_store("llmloop-instructions-")
     variants = _variants(args.variant)
     tables = [first_stage_variant(client, f"variant{i}", sql) if sql else f"llmloop.{TRACES.table}"
               for i, (_, _, sql) in enumerate(variants)]
     if "typed" in args.variant:
-        schema, message = format_schema(TRACES.request.DESCRIPTOR)
-        typed = Path(os.environ[_INNER]) / "typed.proto"
-        typed.write_text(schema)
-        variants.append(("typed", {"format_schema": f"{typed}:{message}"}, None))
-        tables.append("llmloop.otlp_traces_in")
+        table, extra = typed_ingest(Path(os.environ[_INNER]))
+        variants.append(("typed", extra, None))
+        tables.append(table)
     data = segment(args.spans, 1)
     inserts = 0
 

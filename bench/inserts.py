@@ -60,3 +60,15 @@ def first_stage_variant(client: Any, name: str, sql: str | None) -> str:
     client.command(f"CREATE MATERIALIZED VIEW {layout.database}.{name}_mv TO {layout.database}.spans_stage AS "
                    + select.replace(f"FROM {source}", f"FROM {table}"))
     return table
+
+
+def typed_ingest(directory: Path) -> tuple[str, dict[str, str]]:
+    """The ingest table of collectors before 0014 (`otlp_traces_in`, span attribute values parsed into typed columns;
+    a store keeps it for them) and the insert settings its schema needs, written to `directory`."""
+    from llmloop.collector.decode import TRACES
+    from llmloop.collector.protoschema import format_schema
+
+    schema, message = format_schema(TRACES.request.DESCRIPTOR)
+    path = directory / "typed.proto"
+    path.write_text(schema)
+    return "llmloop.otlp_traces_in", {"format_schema": f"{path}:{message}"}

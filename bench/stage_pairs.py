@@ -1,11 +1,12 @@
 """Paired comparison of the first ingest stage against a variant of it, in one store.
 
-    python bench/stage_pairs.py [VARIANT.sql] [--rounds 40] [--spans 20000]
+    python bench/stage_pairs.py [VARIANT.sql | typed] [--rounds 40] [--spans 20000]
 
 VARIANT.sql is a SELECT that reads `{{db}}.otlp_spans_in` and yields `spans_stage`'s columns, as the first
 stage (`otlp_spans_in_mv`, 0014) does, optionally after statements it needs (functions); `{{db}}` and the
 other layout placeholders are filled as in migrations. Without it the variant is the first stage itself: an
-A/A run that shows the noise.
+A/A run that shows the noise. `typed` compares the ingest table of collectors before 0014 instead (span attribute
+values parsed into typed columns), which a store keeps for them.
 
 The script migrates a fresh embedded store, adds a second Null input table with the variant as its view into
 `spans_stage` (so everything after the first stage is shared), stops merges, and then, each round, inserts the
@@ -25,6 +26,7 @@ import argparse
 import resource
 import statistics
 import sys
+import tempfile
 from pathlib import Path
 
 
@@ -36,31 +38,34 @@ def _cpu() -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("variant", type=Path, nargs="?",
-                        help="a SELECT from {{db}}.otlp_spans_in into spans_stage's columns "
+                        help="a SELECT from {{db}}.otlp_spans_in into spans_stage's columns, or typed "
                              "(default: the first stage itself)")
     parser.add_argument("--rounds", type=int, default=40)
     parser.add_argument("--spans", type=int, default=20_000)
     args = parser.parse_args()
 
     sys.path.insert(0, str(Path(__file__).parent))
-    from inserts import first_stage_variant, fresh_store, segment
+    from inserts import first_stage_variant, fresh_store, segment, typed_ingest
 
     from llmloop.collector.decode import TRACES
 
     client, settings = fresh_store("llmloop-pairs-")
-    variant = first_stage_variant(client, "variant", args.variant.read_text() if args.variant else None)
+    if str(args.variant) == "typed":
+        variant, extra = typed_ingest(Path(tempfile.mkdtemp(prefix="llmloop-pairs-typed-")))
+    else:
+        variant, extra = first_stage_variant(client, "variant", args.variant.read_text() if args.variant else None), {}
     batches = {"big": (segment(args.spans, 1), args.spans), "small": (segment(200, 2), 200)}
-    tables = {"current": f"llmloop.{TRACES.table}", "variant": variant}
+    tables = {"current": (f"llmloop.{TRACES.table}", settings), "variant": (variant, {**settings, **extra})}
     cost: dict[tuple[str, str], list[float]] = {}
     inserts = 0
     for round_ in range(args.rounds):
         order = list(tables.items()) if round_ % 2 == 0 else list(reversed(tables.items()))
-        for name, target in order:
+        for name, (target, target_settings) in order:
             for size, (data, _) in batches.items():
                 inserts += 1
                 before = _cpu()
                 client.raw_insert(target, insert_block=data, fmt="Protobuf",
-                                  settings={**settings, "insert_deduplication_token": f"pairs-{inserts}"})
+                                  settings={**target_settings, "insert_deduplication_token": f"pairs-{inserts}"})
                 cost.setdefault((name, size), []).append(_cpu() - before)
     print(f"{args.rounds} paired rounds, {args.variant or 'the first stage itself'} against the first stage")
     for size, (_, spans) in batches.items():
