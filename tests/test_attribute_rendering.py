@@ -91,6 +91,11 @@ CASES: dict[str, tuple[Callable[[Any], None], str | None]] = {
     "kvlist.emptykey": (_kvlist(EMPTY=_string("v"), k=_empty), '{"":"v","k":null}'),
     "kvlist.nested": (_kvlist(a=_array(_string("x")), b=_string("y")), '{"a":null,"b":"y"}'),
     "kvlist.long": (_kvlist(**{f"key{i}": _string("w" * 300) for i in range(10)}), None),
+    # Large containers: the decoder's splitter must not walk them step by step (seconds per value).
+    "array.doubles": (_array(*[_set("double_value", i / 7) for i in range(10_000)]), None),
+    "array.big_newlines": (_array(_string("\n" * 5_000), _string("x")), None),
+    "array.doubles_nan": (_array(_set("double_value", 0.5), _set("double_value", math.nan),
+                                 _set("double_value", -math.inf)), "[0.5,null,null]"),
 }
 
 
@@ -98,6 +103,10 @@ CASES: dict[str, tuple[Callable[[Any], None], str | None]] = {
 ODD: dict[str, bytes] = {
     "odd.strindex": b"\x40\x01",  # string_value_strindex: not rendered
     "odd.long_varint": b"\x18\x85\x80\x80\x00",  # 5 in five bytes
+    # Maps as the .NET OTLP exporter writes them, lengths padded to four bytes.
+    "odd.padded_map": bytes.fromhex("329f8080000a8e8080000a04726f6c6512060a04757365720a878080000a016e12021803"),
+    "odd.padded_empty_map": bytes.fromhex("3280808000"),
+    "odd.padded_bool_map": bytes.fromhex("328d8080000a888080000a026f6b12021000"),
 }
 # Where 0014 deliberately differs: an AnyValue is read as one field to its end (0014's header), so a second
 # field after a string stays in it; the typed columns keep the first field alone.
@@ -157,6 +166,10 @@ def test_span_attributes_render_like_every_other_list(collector: Collector) -> N
             assert row["SpanAttributes"][key] == expected, key
     assert json.loads(row["SpanAttributes"]["array.long"])[39].startswith("value 39 zzz")
     assert json.loads(row["SpanAttributes"]["kvlist.long"])["key9"] == "w" * 300
+    assert len(json.loads(row["SpanAttributes"]["array.doubles"])) == 10_000
+    assert json.loads(row["SpanAttributes"]["array.big_newlines"]) == ["\n" * 5_000, "x"]
+    assert (row["SpanAttributes"]["odd.padded_map"], row["SpanAttributes"]["odd.padded_empty_map"],
+            row["SpanAttributes"]["odd.padded_bool_map"]) == ('{"role":"user","n":3}', "", '{"ok":false}')
     assert (row["SpanAttributes"]["odd.strindex"], row["SpanAttributes"]["odd.long_varint"]) == ("", "5")
     for key, (_, raw_rendering, typed_rendering) in ODD_DIFFERENT.items():
         assert (row["SpanAttributes"][key], resource_map[key]) == (raw_rendering, typed_rendering), key

@@ -12,8 +12,8 @@
 -- The wire format read here (https://protobuf.dev/programming-guides/encoding/): each field is a tag byte
 -- (field number << 3 | wire type), then a varint, 8 bytes, or a varint length and that many bytes. An AnyValue
 -- holds one field of its oneof: 10 string, 16 bool, 24 int, 33 double, 42 array, 50 map, 58 bytes. Lengths are
--- read up to four varint bytes (256 MiB; a request is at most --max-body-bytes, 64 MiB by default), in the
--- shortest form, as protobuf encoders write them.
+-- read up to four varint bytes (256 MiB; a request is at most --max-body-bytes, 64 MiB by default); string and
+-- bytes lengths in their shortest form, as encoders write them (message lengths may be padded).
 -- An AnyValue is read as its one field, to its end: one with unknown fields after its value (which no OTLP
 -- encoder writes) would keep them as part of a string; typed columns would have dropped them.
 --
@@ -33,27 +33,39 @@ CREATE OR REPLACE FUNCTION llmloopVarint32 {{on_cluster}} AS (x) ->
         + if(bitAnd(x, 32768) = 0, 0, bitShiftRight(bitAnd(x, 8323072), 2)
             + if(bitAnd(x, 8388608) = 0, 0, bitShiftRight(bitAnd(x, 2130706432), 3))));
 
--- The width in bytes of the varint that encodes n.
-CREATE OR REPLACE FUNCTION llmloopVarintWidth {{on_cluster}} AS (n) ->
-    1 + (n >= 128) + (n >= 16384) + (n >= 2097152);
+-- The width in bytes of the same varint, from its continuation bits (encoders may pad a length: the .NET OTLP
+-- exporter writes some in four bytes).
+CREATE OR REPLACE FUNCTION llmloopVarintWidth {{on_cluster}} AS (x) ->
+    1 + (bitAnd(x, 128) != 0) + (bitAnd(x, 32896) = 32896) + (bitAnd(x, 8421504) = 8421504);
 
--- Where the content of a length-delimited field starts, from its tag byte, when the field fills the rest of
--- its message (`size` bytes from its tag on): a content of n bytes takes 1 + width(n) + n. An AnyValue holds
--- one field (no OTLP encoder writes more), and so does a KeyValue after its key.
+-- Where a string's or bytes' content starts in an AnyValue of `size` bytes: a content of n bytes takes
+-- 1 + width(n) + n, and encoders write such lengths in their shortest form. (Lengths of messages, which some
+-- encoders pad, are read by their continuation bits below.) Cheaper than reading the bytes, for every value.
 CREATE OR REPLACE FUNCTION llmloopRawRest {{on_cluster}} AS (size) ->
     3 + (size > 130) + (size > 16387) + (size > 2097156);
 
+-- The content of a length-delimited field that fills the rest of v from its tag byte on (an AnyValue holds one
+-- field, no OTLP encoder writes more, and so does a KeyValue after its key).
+CREATE OR REPLACE FUNCTION llmloopRawContent {{on_cluster}} AS (v) ->
+    substring(v, 2 + llmloopVarintWidth(reinterpretAsUInt32(substring(v, 2, 4))));
+
+-- The length-delimited field whose tag is at 1-based position p of s, as (where its content starts, its length).
+CREATE OR REPLACE FUNCTION llmloopRawFieldAt {{on_cluster}} AS (s, p) ->
+    arrayMap(x -> (p + 1 + llmloopVarintWidth(x), llmloopVarint32(x)), [reinterpretAsUInt32(substring(s, p + 1, 4))])[1];
+
 -- The contents of the length-delimited fields that make up s (the elements of a repeated field: an array's
--- values, a map's entries). Every field takes at least two bytes and starts with its tag (here 10, a newline),
--- so there are at most min(newlines, length / 2) of them: that bounds the fold.
+-- values, a map's entries), found by a fold from field to field that collects their positions. Every field
+-- takes at least two bytes and starts with its tag (here 10, a newline), so there are at most
+-- min(newlines, length / 2) of them: that bounds the fold. Each step costs the fold's overhead, so very long
+-- arrays (thousands of values, but for doubles: llmloopRawDoubles) and values with many newlines cost
+-- milliseconds to seconds (bench/README.md).
 CREATE OR REPLACE FUNCTION llmloopRawFields {{on_cluster}} AS (s) ->
-    tupleElement(arrayFold(
+    arrayMap(f -> substring(s, tupleElement(f, 1), tupleElement(f, 2)), tupleElement(arrayFold(
         (acc, k) -> if(tupleElement(acc, 1) > length(s), acc,
-            arrayMap(n -> (tupleElement(acc, 1) + 1 + llmloopVarintWidth(n) + n,
-                           arrayPushBack(tupleElement(acc, 2), substring(s, tupleElement(acc, 1) + 1 + llmloopVarintWidth(n), n))),
-                     [llmloopVarint32(reinterpretAsUInt32(substring(s, tupleElement(acc, 1) + 1, 4)))])[1]),
+            arrayMap(f -> (tupleElement(f, 1) + tupleElement(f, 2), arrayPushBack(tupleElement(acc, 2), f)),
+                     [llmloopRawFieldAt(s, tupleElement(acc, 1))])[1]),
         range(least(countSubstrings(s, '\n'), intDiv(length(s), 2))),
-        (toUInt64(1), CAST([], 'Array(String)'))), 2);
+        (toUInt64(1), CAST([], 'Array(Tuple(UInt64, UInt64))'))), 2));
 
 -- The int64 of an AnyValue v (tag 24, a varint of up to ten bytes).
 CREATE OR REPLACE FUNCTION llmloopRawInt {{on_cluster}} AS (v) ->
@@ -78,11 +90,10 @@ CREATE OR REPLACE FUNCTION llmloopRawJson {{on_cluster}} AS (v, t) ->
 -- A map entry (a KeyValue: 10 key, 18 value; an empty key is left out) as (key, value bytes).
 CREATE OR REPLACE FUNCTION llmloopRawEntry {{on_cluster}} AS (kv) ->
     if(reinterpretAsUInt8(kv) = 10,
-       arrayMap(n -> (substring(kv, 2 + llmloopVarintWidth(n), n),
-                      substring(kv, 1 + llmloopVarintWidth(n) + n
-                                    + llmloopRawRest(length(kv) - 1 - llmloopVarintWidth(n) - n))),
-                [llmloopVarint32(reinterpretAsUInt32(substring(kv, 2, 4)))])[1],
-       ('', substring(kv, llmloopRawRest(length(kv)))));
+       arrayMap(f -> (substring(kv, tupleElement(f, 1), tupleElement(f, 2)),
+                      llmloopRawContent(substring(kv, tupleElement(f, 1) + tupleElement(f, 2)))),
+                [llmloopRawFieldAt(kv, 1)])[1],
+       ('', llmloopRawContent(kv)));
 
 -- An array (t = 42) or map (50) whose elements (values, or KeyValue entries) are `elements`, as JSON.
 CREATE OR REPLACE FUNCTION llmloopRawContainer {{on_cluster}} AS (t, elements) ->
@@ -90,6 +101,16 @@ CREATE OR REPLACE FUNCTION llmloopRawContainer {{on_cluster}} AS (t, elements) -
         entry -> concat(if(t = 42, '', concat(toJSONString(tupleElement(entry, 1)), ':')),
                         llmloopRawJson(tupleElement(entry, 2), reinterpretAsUInt8(tupleElement(entry, 2)))),
         arrayMap(e -> if(t = 42, ('', e), llmloopRawEntry(e)), elements)), ','), if(t = 42, ']', '}'));
+
+-- An array's content c as JSON if every value in it is a double (embedding vectors, thousands of them), else ''.
+-- Found by a regular expression over its hex (each value is 0A 09 21 and 8 bytes), all at once: the fold above
+-- costs ~0.1 ms per value. Matches that tile the whole content are the values, in order.
+CREATE OR REPLACE FUNCTION llmloopRawDoubles {{on_cluster}} AS (c) ->
+    arrayMap(m -> if(length(m) > 0 AND length(m) * 22 = length(hex(c)),
+                     concat('[', arrayStringConcat(arrayMap(
+                         x -> if(isFinite(reinterpretAsFloat64(unhex(x))), toString(reinterpretAsFloat64(unhex(x))), 'null'), m), ','), ']'),
+                     ''),
+             [extractAll(hex(c), '0A0921([0-9A-F]{16})')])[1];
 
 -- A top-level AnyValue as the string stored in attribute maps (0001's llmloopAnyValueString). One multiIf, not
 -- nested ones: a multiIf inside another's branch loses its short-circuit evaluation, and then every branch (the
@@ -100,9 +121,9 @@ CREATE OR REPLACE FUNCTION llmloopRawString {{on_cluster}} AS (v) ->
             reinterpretAsUInt8(v) = 24, toString(llmloopRawInt(v)),
             reinterpretAsUInt8(v) = 33, toString(reinterpretAsFloat64(substring(v, 2, 8))),
             reinterpretAsUInt8(v) = 58, base64Encode(substring(v, llmloopRawRest(length(v)))),
-            reinterpretAsUInt8(v) IN (42, 50) AND length(v) > 2,
-            arrayMap(s -> llmloopRawContainer(reinterpretAsUInt8(v), llmloopRawFields(s)),
-                     [substring(v, llmloopRawRest(length(v)))])[1],
+            reinterpretAsUInt8(v) = 42 AND llmloopRawDoubles(llmloopRawContent(v)) != '', llmloopRawDoubles(llmloopRawContent(v)),
+            reinterpretAsUInt8(v) IN (42, 50) AND llmloopRawContent(v) != '',
+            arrayMap(s -> llmloopRawContainer(reinterpretAsUInt8(v), llmloopRawFields(s)), [llmloopRawContent(v)])[1],
             '');
 
 -- A key/value list with raw values as Map(key, rendered value).
