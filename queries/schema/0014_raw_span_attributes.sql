@@ -2,8 +2,8 @@
 -- ClickHouse's Protobuf input format fills one column per AnyValue field for every attribute (five scalars,
 -- two nested arrays, whichever is set): parsing that was ~10 us of CPU per GenAI span, about a quarter of an
 -- insert; with the value as one String column, ~5 (bench/README.md, session 9). The decoder below is a larger
--- expression for the analyser, which every insert runs again (+0.02 s of CPU per insert), but a 20k-span insert
--- costs ~29 % less CPU in all. Resource, event and link attributes (a few per request, or rare) keep 0001's typed
+-- expression for the analyser, which every insert runs again (+0.04 s of CPU per insert), but a 20k-span insert
+-- costs ~18 % less CPU in all. Resource, event and link attributes (a few per request, or rare) keep 0001's typed
 -- rendering.
 --
 -- The rendering is 0001's, byte for byte (tests/test_attribute_rendering.py checks one against the other):
@@ -45,7 +45,7 @@ CREATE OR REPLACE FUNCTION llmloopRawRest {{on_cluster}} AS (size) ->
     3 + (size > 130) + (size > 16387) + (size > 2097156);
 
 -- The content of a length-delimited field that fills the rest of v from its tag byte on (an AnyValue holds one
--- field, no OTLP encoder writes more, and so does a KeyValue after its key).
+-- field, no OTLP encoder writes more, and so does a KeyValue after its key), its length read by its bits.
 CREATE OR REPLACE FUNCTION llmloopRawContent {{on_cluster}} AS (v) ->
     substring(v, 2 + llmloopVarintWidth(reinterpretAsUInt32(substring(v, 2, 4))));
 
