@@ -5,8 +5,8 @@
 A VARIANT is either `NAME=SETTINGS` (a JSON object of insert settings added to the writer's), a first-stage
 SQL file as `stage_pairs.py` takes (run through its own input table, beside the current first stage), or
 `typed`: the ingest table of collectors before 0014 (`otlp_traces_in`, span attribute values parsed into typed
-columns), which a store keeps for them. The
-script migrates a fresh embedded store in a child process under `valgrind --tool=callgrind`, warms every
+columns), which a store keeps for them. The script migrates a fresh embedded store in a child process under
+`valgrind --tool=callgrind`, warms every
 variant with one insert, then counts each round's insert of the same batch with instrumentation on, the
 variants' order rotating from round to round. It prints every count, and each variant's median difference
 against the current one.

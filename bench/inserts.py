@@ -49,8 +49,9 @@ def first_stage_variant(client: Any, name: str, sql: str | None) -> str:
     layout = Layout()
     source = f"{layout.database}.{TRACES.table}"
     if sql is None:
-        setup, select = [], client.query("SELECT as_select FROM system.tables WHERE database = {db:String} AND "
-                                         "name = 'otlp_spans_mv'", parameters={"db": layout.database}).result_rows[0][0]
+        setup, select = [], client.query(
+            "SELECT as_select FROM system.tables WHERE database = {db:String} AND name = 'otlp_spans_in_mv'",
+            parameters={"db": layout.database}).result_rows[0][0]
     else:
         *setup, select = queries.render(sql, layout)
     for statement in setup:
