@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,14 +91,25 @@ class AttributeLimits:
         """Whether `size` bytes of protobuf can hold a string longer than `max_length` characters."""
         return self.max_length is not None and size > self.max_length
 
+    def over(self, long: bool) -> Callable[[Any], bool]:
+        """Whether a holder (a span, event, link, log record, resource or scope) is over a limit. `long` says
+        whether a string can be too long at all (`may_be_long` of the whole request)."""
+        max_count = self.max_count
+        if long:
+            return lambda holder: (len(holder.attributes) > max_count or bool(holder.dropped_attributes_count)
+                                   or self.may_be_long(holder.ByteSize()))
+        return lambda holder: len(holder.attributes) > max_count or bool(holder.dropped_attributes_count)
+
     def apply(self, holders: Iterable[Any], long: bool) -> bool:
-        """Cap each holder (a span, event, link, log record, resource or scope) over a limit; True if any
-        was. `long` says whether a string can be too long at all (`may_be_long` of the whole request)."""
+        """Cap each of `holders` over a limit (see `over`); True if any was."""
+        over = self.over(long)
+        return self.cap([holder for holder in holders if over(holder)])
+
+    def cap(self, holders: Iterable[Any]) -> bool:
+        """Cap `holders`, known to be over a limit; True if one changed."""
         changed = False
         for holder in holders:
-            if (len(holder.attributes) > self.max_count or holder.dropped_attributes_count
-                    or (long and self.may_be_long(holder.ByteSize()))):
-                changed = self._cap(holder) or changed
+            changed = self._cap(holder) or changed
         return changed
 
     def _cap(self, holder: Any) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -42,11 +42,22 @@ def _span_problem(span: Any) -> str | None:
     return None
 
 
-def _suspect_spans(spans: Any) -> list[int]:
-    """Indices of the spans `_span_problem` must look at: one pass over the ids (and any links)."""
-    return [index for index, span in enumerate(spans)
-            if len(trace := span.trace_id) != 16 or trace == _ZERO_TRACE or len(sid := span.span_id) != 8
-            or sid == _ZERO_SPAN or len(span.parent_span_id) not in (0, 8) or span.links]
+def _scan_spans(spans: Any, over: Callable[[Any], bool]) -> tuple[list[int], list[Any]]:
+    """One pass over the spans (decode's per-span cost): the indices of those `_span_problem` must
+    check (odd ids, or links), and the spans, events and links `over` an attribute limit."""
+    suspects, capped = [], []
+    for index, span in enumerate(spans):
+        trace, sid, links = span.trace_id, span.span_id, span.links
+        if (len(trace) != 16 or trace == _ZERO_TRACE or len(sid) != 8 or sid == _ZERO_SPAN
+                or len(span.parent_span_id) not in (0, 8) or links):
+            suspects.append(index)
+        if over(span):
+            capped.append(span)
+        if links:
+            capped.extend(link for link in links if over(link))
+        if events := span.events:
+            capped.extend(event for event in events if over(event))
+    return suspects, capped
 
 
 def _log_problem(record: Any) -> str | None:
@@ -57,9 +68,15 @@ def _log_problem(record: Any) -> str | None:
     return None
 
 
-def _suspect_logs(records: Any) -> list[int]:
-    return [index for index, record in enumerate(records)
-            if len(record.trace_id) not in (0, 16) or len(record.span_id) not in (0, 8)]
+def _scan_logs(records: Any, over: Callable[[Any], bool]) -> tuple[list[int], list[Any]]:
+    """`_scan_spans` for log records."""
+    suspects, capped = [], []
+    for index, record in enumerate(records):
+        if len(record.trace_id) not in (0, 16) or len(record.span_id) not in (0, 8):
+            suspects.append(index)
+        if over(record):
+            capped.append(record)
+    return suspects, capped
 
 
 def _children(value: Any) -> list[Any]:
@@ -84,14 +101,6 @@ def _flatten_deep_values(record: Any) -> bool:
     return changed
 
 
-def _span_parts(spans: Any) -> Iterator[Any]:
-    """The events and links of `spans`: attribute lists of their own."""
-    for span in spans:
-        if span.events or span.links:
-            yield from span.events
-            yield from span.links
-
-
 @dataclass(frozen=True)
 class Signal:
     """One OTLP signal: its messages, the nesting of its items, and how items are checked."""
@@ -104,10 +113,11 @@ class Signal:
     json_path: tuple[str, str, str]  # the same in OTLP/JSON's lowerCamelCase
     rejected_field: str  # field of partial_success that counts rejected items
     problem: Callable[[Any], str | None]
-    suspects: Callable[[Any], list[int]]  # a fast pre-check: indices of the items `problem` must see
+    # One pass over a list of items (the per-item cost): the indices of those `problem` must see, and
+    # the items and parts of them (a span's events and links) over the limits (the given check).
+    scan: Callable[[Any, Callable[[Any], bool]], tuple[list[int], list[Any]]]
     id_fields: tuple[str, ...]  # JSON fields holding hex ids (OTLP/JSON deviates from proto3 here)
     rewrite: Callable[[Any], bool] | None = None  # adapts an accepted item for the store; True if changed
-    parts: Callable[[Any], Iterable[Any]] = lambda items: ()  # lists of attributes inside the items
     scope_attributes: bool = False  # whether the store keeps the scope's attributes
     raw_fields: tuple[str, ...] = ()  # fields the store reads as wire bytes (protoschema.format_schema's `raw`)
 
@@ -126,9 +136,8 @@ TRACES = Signal(
     ("resourceSpans", "scopeSpans", "spans"),
     "rejected_spans",
     _span_problem,
-    _suspect_spans,
+    _scan_spans,
     ("traceId", "spanId", "parentSpanId"),
-    parts=_span_parts,
     raw_fields=("resource_spans.scope_spans.spans.attributes.value",),
 )
 LOGS = Signal(
@@ -140,7 +149,7 @@ LOGS = Signal(
     ("resourceLogs", "scopeLogs", "logRecords"),
     "rejected_log_records",
     _log_problem,
-    _suspect_logs,
+    _scan_logs,
     ("traceId", "spanId"),
     _flatten_deep_values,
     scope_attributes=True,
@@ -181,14 +190,20 @@ def decode(signal: Signal, body: bytes, json_body: bool, limits: AttributeLimits
     changed = json_body
     outer, middle, inner = signal.path
     long = limits.may_be_long(len(body))
+    over = limits.over(long)
     for resource in getattr(request, outer):
         changed = limits.apply((resource.resource,), long) or changed
         for scope in getattr(resource, middle):
             if signal.scope_attributes:
                 changed = limits.apply((scope.scope,), long) or changed
             items = getattr(scope, inner)
+            if signal.rewrite is not None:  # first: the values it writes count against the limits
+                for item in items:
+                    changed = signal.rewrite(item) or changed
+            suspects, capped = signal.scan(items, over)
+            changed = limits.cap(capped) or changed  # before any copy below, which keeps the caps
             bad = set()
-            for index in signal.suspects(items):
+            for index in suspects:
                 problem = signal.problem(items[index])
                 if problem is not None:
                     bad.add(index)
@@ -202,11 +217,6 @@ def decode(signal: Signal, body: bytes, json_body: bool, limits: AttributeLimits
                     copy.CopyFrom(item)
                 del items[:]
                 items.extend(kept)
-            if signal.rewrite is not None:
-                for item in items:
-                    changed = signal.rewrite(item) or changed
-            changed = limits.apply(items, long) or changed
-            changed = limits.apply(signal.parts(items), long) or changed
             accepted += len(items)
     payload = request.SerializeToString() if changed else body
     message = "; ".join(f"{n} x {reason}" for reason, n in list(reasons.items())[:MAX_MESSAGES])
