@@ -42,7 +42,8 @@ def run_variant(variant: str, spans: int, repeat: int) -> float:
 
     client, settings = fresh_store("llmloop-stages-")
     if variant == "parse":
-        client.command("DROP VIEW llmloop.otlp_spans_in_mv")
+        for view in ("otlp_spans_in_mv", "otlp_spans_route_full_mv"):  # the first stage, and the route to 0014's
+            client.command(f"DROP VIEW llmloop.{view}")
     elif variant == "stage1":
         for view in (*STAGE2_VIEWS, "spans_route_foreign_mv"):
             client.command(f"DROP VIEW llmloop.{view}")
