@@ -2,8 +2,8 @@
 
     python bench/insert_instructions.py [VARIANT ...] [--spans 2000] [--rounds 3]
 
-A VARIANT is either `NAME=SETTINGS` (a JSON object of insert settings added to the writer's), a first-stage
-SQL file as `stage_pairs.py` takes (run through its own input table, beside the current first stage), or
+A VARIANT is either `NAME=SETTINGS` (a JSON object of insert settings added to the writer's), an ingest path
+SQL file as `stage_pairs.py` takes (run through its own input table, beside the live path), or
 `typed`: the ingest table of collectors before 0014 (`otlp_traces_in`, span attribute values parsed into typed
 columns), which a store keeps for them. The script migrates a fresh embedded store in a child process under
 `valgrind --tool=callgrind`, warms every
@@ -38,7 +38,7 @@ _INNER = "LLMLOOP_CALLGRIND_OUT"  # set in the child: the directory callgrind wr
 
 
 def _variants(specs: list[str]) -> list[tuple[str, dict, str | None]]:
-    """(name, extra settings, first-stage SQL or None) per variant, the current pipeline first."""
+    """(name, extra settings, ingest path SQL or None) per variant, the current pipeline first."""
     out: list[tuple[str, dict, str | None]] = [("current", {}, None)]
     for spec in specs:
         if spec == "typed":
@@ -63,13 +63,13 @@ def _count(pid: str, label: str, dumps: Path) -> int:
 
 def inner(args: argparse.Namespace) -> int:
     sys.path.insert(0, str(Path(__file__).parent))
-    from inserts import first_stage_variant, fresh_store, segment, typed_ingest
+    from inserts import fresh_store, path_variant, segment, typed_ingest
 
     from llmloop.collector.decode import TRACES
 
     client, settings = fresh_store("llmloop-instructions-")
     variants = _variants(args.variant)
-    tables = [first_stage_variant(client, f"variant{i}", sql) if sql else f"llmloop.{TRACES.table}"
+    tables = [path_variant(client, f"variant{i}", sql) if sql else f"llmloop.{TRACES.table}"
               for i, (_, _, sql) in enumerate(variants)]
     if "typed" in args.variant:
         table, extra = typed_ingest(Path(os.environ[_INNER]))
@@ -110,7 +110,7 @@ def inner(args: argparse.Namespace) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("variant", nargs="*", help="NAME={json settings}, a first-stage SQL file, or typed")
+    parser.add_argument("variant", nargs="*", help="NAME={json settings}, an ingest path SQL file, or typed")
     parser.add_argument("--spans", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()

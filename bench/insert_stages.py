@@ -6,8 +6,9 @@ Each variant runs in its own process with a fresh temporary embedded store, merg
 length-delimited OTLP batch (bench/ingest.py's spans) and the writer's insert settings. Variants:
 
 - parse: no view on `otlp_spans_in` (ClickHouse parses the protobuf, nothing else);
-- stage1: explode + attribute rendering into `spans_stage` (Null), no view after it;
-- views: every view, with `spans` swapped for a Null table (everything but the MergeTree write);
+- route: the ingest table's view, which decides each request's path (0016), and no view after it;
+- views: every view, with `spans` swapped for a Null table (everything but the MergeTree write): for the bench's
+  requests, the direct path's one view (explode, attribute rendering, typed columns);
 - full: the real pipeline into `llmloop.spans`.
 
 It prints the best of `--repeat` inserts per variant as CPU µs per span (process CPU, all threads) and the
@@ -24,8 +25,9 @@ import sys
 import time
 from pathlib import Path
 
-VARIANTS = ("parse", "stage1", "views", "full")
-STAGE2_VIEWS = ("spans_typed_mv", "spans_mapped_mv")
+VARIANTS = ("parse", "route", "views", "full")
+PATH_VIEWS = ("otlp_spans_direct_mv", "otlp_spans_staged_mv")  # behind the route
+SPANS_VIEWS = ("otlp_spans_direct_mv", "spans_typed_mv", "spans_mapped_mv")  # the views that write to `spans`
 
 
 def _cpu() -> float:
@@ -42,14 +44,13 @@ def run_variant(variant: str, spans: int, repeat: int) -> float:
 
     client, settings = fresh_store("llmloop-stages-")
     if variant == "parse":
-        for view in ("otlp_spans_in_mv", "otlp_spans_route_full_mv"):  # the first stage, and the route to 0014's
-            client.command(f"DROP VIEW llmloop.{view}")
-    elif variant == "stage1":
-        for view in (*STAGE2_VIEWS, "spans_route_foreign_mv"):
+        client.command("DROP VIEW llmloop.otlp_spans_route_mv")
+    elif variant == "route":
+        for view in PATH_VIEWS:
             client.command(f"DROP VIEW llmloop.{view}")
     elif variant == "views":
         client.command("CREATE TABLE llmloop.spans_sink AS llmloop.spans ENGINE = Null")
-        for view in STAGE2_VIEWS:
+        for view in SPANS_VIEWS:
             create = client.query("SELECT create_table_query FROM system.tables WHERE database = 'llmloop' "
                                   "AND name = {view:String}", parameters={"view": view}).result_rows[0][0]
             client.command(f"DROP VIEW llmloop.{view}")

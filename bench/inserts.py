@@ -1,5 +1,5 @@
-"""Shared by the insert micro-benchmarks (insert_stages.py, stage_pairs.py): a fresh embedded store in this
-process, and length-delimited batches of ingest.py's GenAI spans, as the writer inserts them."""
+"""Shared by the insert micro-benchmarks (insert_stages.py, stage_pairs.py, insert_instructions.py): a fresh
+embedded store in this process, and length-delimited batches of ingest.py's GenAI spans, as the writer inserts them."""
 
 from __future__ import annotations
 
@@ -38,28 +38,39 @@ def segment(spans: int, seed: int) -> bytes:
     return b"".join(_VarintBytes(len(body)) + body for body, _ in ingest.build_requests(sizes, seed, 0))
 
 
-def first_stage_variant(client: Any, name: str, sql: str | None) -> str:
-    """A Null input table `<db>.<name>_in` whose view into `spans_stage` is `sql` (statements, the last a SELECT
-    from `{{db}}.otlp_spans_in`, placeholders as in migrations; the earlier ones, e.g. functions, run first) or,
-    without it, a copy of the live first stage. Returns the table's name."""
+# The live ingest table's views (0016) as (view, the table its copy writes to; None: a Null copy of the view's own).
+_PATH = (("otlp_spans_route_mv", None), ("otlp_spans_direct_mv", "spans"), ("otlp_spans_staged_mv", "otlp_spans_full"))
+
+
+def path_variant(client: Any, name: str, sql: str | None) -> str:
+    """A Null input table `<db>.<name>_in` like the ingest table, and what takes its requests into `spans`: `sql`
+    (statements, the last a SELECT from `{{db}}.otlp_spans_in` that yields rows of `spans`, placeholders as in
+    migrations; the earlier ones, e.g. functions, run first) as its one view or, without it, a copy of the live
+    path (the ingest table's route, and the direct and staged paths behind it). Returns the table's name."""
     from llmloop import queries
     from llmloop.collector.decode import TRACES
     from llmloop.queries import Layout
 
-    layout = Layout()
-    source = f"{layout.database}.{TRACES.table}"
-    if sql is None:
-        setup, select = [], client.query(
-            "SELECT as_select FROM system.tables WHERE database = {db:String} AND name = 'otlp_spans_in_mv'",
-            parameters={"db": layout.database}).result_rows[0][0]
-    else:
-        *setup, select = queries.render(sql, layout)
-    for statement in setup:
-        client.command(statement)
-    table = f"{layout.database}.{name}_in"
+    db = Layout().database
+    source, table = f"{db}.{TRACES.table}", f"{db}.{name}_in"
     client.command(f"CREATE TABLE {table} AS {source} ENGINE = Null")
-    client.command(f"CREATE MATERIALIZED VIEW {layout.database}.{name}_mv TO {layout.database}.spans_stage AS "
-                   + select.replace(f"FROM {source}", f"FROM {table}"))
+    if sql is not None:
+        *setup, select = queries.render(sql, Layout())
+        for statement in setup:
+            client.command(statement)
+        views = [(select.replace(f"FROM {source}", f"FROM {table}"), f"{db}.spans")]
+    else:
+        routed = f"{db}.{name}_routed"
+        client.command(f"CREATE TABLE {routed} AS {db}.otlp_spans_routed ENGINE = Null")
+        views = []
+        for view, target in _PATH:
+            select = client.query("SELECT as_select FROM system.tables WHERE database = {db:String} "
+                                  "AND name = {view:String}", parameters={"db": db, "view": view}).result_rows[0][0]
+            select = (select.replace(f"FROM {source}", f"FROM {table}")
+                      .replace(f"FROM {db}.otlp_spans_routed", f"FROM {routed}"))
+            views.append((select, f"{db}.{target}" if target else routed))
+    for index, (select, target) in enumerate(views):
+        client.command(f"CREATE MATERIALIZED VIEW {db}.{name}_mv{index} TO {target} AS {select}")
     return table
 
 

@@ -1,15 +1,15 @@
-"""Paired comparison of the first ingest stage against a variant of it, in one store.
+"""Paired comparison of the ingest path against a variant of it, in one store.
 
     python bench/stage_pairs.py [VARIANT.sql | typed] [--rounds 40] [--spans 20000]
 
-VARIANT.sql is a SELECT that reads `{{db}}.otlp_spans_in` and yields `spans_stage`'s columns, as the first
-stage (`otlp_spans_in_mv`, 0014) does, optionally after statements it needs (functions); `{{db}}` and the
-other layout placeholders are filled as in migrations. Without it the variant is the first stage itself: an
-A/A run that shows the noise. `typed` compares the ingest table of collectors before 0014 instead (span attribute
-values parsed into typed columns), which a store keeps for them.
+VARIANT.sql is a SELECT that reads `{{db}}.otlp_spans_in` and yields rows of `spans`, as the direct path (0016,
+`otlp_spans_direct_mv` behind the route) does for the bench's requests, optionally after statements it needs
+(functions); `{{db}}` and the other layout placeholders are filled as in migrations. Without it the variant is
+a copy of the live path: an A/A run that shows the noise. `typed` compares the ingest table of collectors
+before 0014 instead (span attribute values parsed into typed columns), which a store keeps for them.
 
 The script migrates a fresh embedded store, adds a second Null input table with the variant as its view into
-`spans_stage` (so everything after the first stage is shared), stops merges, and then, each round, inserts the
+`spans` (so the write, and the views on `spans`, are shared), stops merges, and then, each round, inserts the
 same batch through both stages, one right after the other, in an order that alternates. Each round also inserts a
 200-span batch through both (the fixed cost of an insert).
 
@@ -38,14 +38,14 @@ def _cpu() -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("variant", type=Path, nargs="?",
-                        help="a SELECT from {{db}}.otlp_spans_in into spans_stage's columns, or typed "
-                             "(default: the first stage itself)")
+                        help="a SELECT from {{db}}.otlp_spans_in into spans' columns, or typed "
+                             "(default: a copy of the live path)")
     parser.add_argument("--rounds", type=int, default=40)
     parser.add_argument("--spans", type=int, default=20_000)
     args = parser.parse_args()
 
     sys.path.insert(0, str(Path(__file__).parent))
-    from inserts import first_stage_variant, fresh_store, segment, typed_ingest
+    from inserts import fresh_store, path_variant, segment, typed_ingest
 
     from llmloop.collector.decode import TRACES
 
@@ -53,7 +53,7 @@ def main() -> int:
     if str(args.variant) == "typed":
         variant, extra = typed_ingest(Path(tempfile.mkdtemp(prefix="llmloop-pairs-typed-")))
     else:
-        variant, extra = first_stage_variant(client, "variant", args.variant.read_text() if args.variant else None), {}
+        variant, extra = path_variant(client, "variant", args.variant.read_text() if args.variant else None), {}
     batches = {"big": (segment(args.spans, 1), args.spans), "small": (segment(200, 2), 200)}
     tables = {"current": (f"llmloop.{TRACES.table}", settings), "variant": (variant, {**settings, **extra})}
     cost: dict[tuple[str, str], list[float]] = {}
@@ -67,7 +67,7 @@ def main() -> int:
                 client.raw_insert(target, insert_block=data, fmt="Protobuf",
                                   settings={**target_settings, "insert_deduplication_token": f"pairs-{inserts}"})
                 cost.setdefault((name, size), []).append(_cpu() - before)
-    print(f"{args.rounds} paired rounds, {args.variant or 'the first stage itself'} against the first stage")
+    print(f"{args.rounds} paired rounds, {args.variant or 'a copy of the live path'} against the live path")
     for size, (_, spans) in batches.items():
         scale, unit = (1e6 / spans, "µs CPU/span") if size == "big" else (1.0, "s CPU/insert")
         diffs = [v - c for v, c in zip(cost[("variant", size)], cost[("current", size)], strict=True)]

@@ -1,8 +1,10 @@
-"""Plain requests take their own first stage (0015); it must fill the same rows as the full one (0014's).
+"""Plain requests in our own conventions go straight into `spans` (0015, 0016); they must get the rows the staged
+path (0014's first stage, `spans_stage` and its views) gives them.
 
-The same plain request goes into the ingest table (its plain stage) and, straight, into the table of the full
-stage; every column of the two copies of each span must match. Requests that are not plain (an event, an array
-of two strings, a map) must reach the store once, through the full stage, alone or in one insert with plain ones.
+The same such request goes into the ingest table (the direct path) and, straight, into the table of the staged
+path; every column of the two copies of each span must match. Requests that are not plain (an event, an array of
+two strings, a map) or hold a span in a foreign convention must reach the store once, through the staged path,
+alone or in one insert with direct ones. A view the test adds records each request's path.
 Runs in a child process: a process can open only one embedded store.
 """
 
@@ -35,11 +37,16 @@ SCRIPT = textwrap.dedent(r'''
     migrate(client, Layout())
     load_conventions(client, "llmloop")
     settings = Writer(TRACES, lambda: client, root / "spool", local_store=True).settings
+    client.command("CREATE TABLE llmloop.route_log (direct Bool, spans UInt64) ENGINE = Memory")
+    client.command("CREATE MATERIALIZED VIEW llmloop.route_log_mv TO llmloop.route_log AS SELECT direct, "
+                   "arraySum(arrayMap(rs -> arraySum(arrayMap(ss -> length(ss.spans), rs.scope_spans)), "
+                   "resource_spans)) AS spans FROM llmloop.otlp_spans_routed")
     for index, (table, name) in enumerate(json.loads(sys.argv[2])):
         client.raw_insert(f"llmloop.{table}", insert_block=(root / name).read_bytes(), fmt="Protobuf",
                           settings={**settings, "insert_deduplication_token": f"t{index}"})
     rows = client.query("SELECT * FROM llmloop.spans ORDER BY SpanId").result_rows
-    print(json.dumps([[repr(value) for value in row] for row in rows]))
+    routes = client.query("SELECT direct, spans FROM llmloop.route_log").result_rows
+    print(json.dumps({"rows": [[repr(value) for value in row] for row in rows], "routes": routes}))
 ''')
 
 
@@ -71,8 +78,9 @@ def _values() -> dict[str, bytes]:
     return {**out, **ODD, **EDGES}
 
 
-def _request(values: dict[str, bytes], event: bool = False) -> bytes:
-    """One request of two resources and three spans (one in a foreign convention) carrying `values`."""
+def _request(values: dict[str, bytes], event: bool = False, foreign: bool = False) -> bytes:
+    """One request of two resources and five spans carrying `values`; with `event`, two of them have an event,
+    with `foreign`, two are in a foreign convention."""
     request = trace_service_pb2.ExportTraceServiceRequest()
     now = time.time_ns()
     for r in range(2):
@@ -86,7 +94,7 @@ def _request(values: dict[str, bytes], event: bool = False) -> bytes:
             for key, raw in values.items():
                 span.attributes.add(key=key).value.MergeFromString(raw)
             span.attributes.add(key="gen_ai.usage.input_tokens").value.int_value = 10 + s
-            if s == 1:  # OpenLLMetry's flattened prompt: mapped (0006)
+            if foreign and s == 1:  # OpenLLMetry's flattened prompt: mapped (0006)
                 span.attributes.add(key="gen_ai.prompt.0.content").value.string_value = "hi"
             if event and s == 0:
                 span.events.add(name="exception", time_unix_nano=now).attributes.add(
@@ -95,22 +103,25 @@ def _request(values: dict[str, bytes], event: bool = False) -> bytes:
     return _VarintBytes(len(body)) + body
 
 
-def _run(tmp_path: Path, inserts: list[tuple[str, bytes]]) -> list[list[str]]:
+def _run(tmp_path: Path, inserts: list[tuple[str, bytes]]) -> tuple[list[list[str]], list[list[int]]]:
+    """The rows of `spans` after the inserts (ordered by SpanId), and (direct, spans) of each routed request."""
     names = []
     for index, (table, data) in enumerate(inserts):
         (tmp_path / f"segment{index}").write_bytes(data)
         names.append((table, f"segment{index}"))
     out = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path), json.dumps(names)],
                          capture_output=True, text=True, timeout=300, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    return result["rows"], result["routes"]
 
 
-def test_plain_stage_fills_the_rows_the_full_stage_does(tmp_path: Path) -> None:
+def test_direct_path_fills_the_rows_the_staged_path_does(tmp_path: Path) -> None:
     values = {key: raw for key, raw in _values().items() if _plain(raw)}
     assert {"array.one", "array.one.empty", "array.one.123", "str.20000", "int.min", "double.nan"} <= set(values)
     assert "array.one.124" not in values
     plain = _request(values)
-    rows = _run(tmp_path, [("otlp_spans_in", plain), ("otlp_spans_full", plain)])
+    rows, routes = _run(tmp_path, [("otlp_spans_in", plain), ("otlp_spans_full", plain)])
+    assert routes == [[True, 5]]
     assert len(rows) == 2 * 5
     for first, second in zip(rows[0::2], rows[1::2], strict=True):
         assert first == second
@@ -118,16 +129,21 @@ def test_plain_stage_fills_the_rows_the_full_stage_does(tmp_path: Path) -> None:
     assert attributes and all("'[\"stop\"]'" in row[11] for row in attributes)
 
 
-def test_requests_that_are_not_plain_are_stored_once_through_the_full_stage(tmp_path: Path) -> None:
+def test_other_requests_are_stored_once_through_the_staged_path(tmp_path: Path) -> None:
     values = _values()
     assert not all(_plain(raw) for raw in values.values())
     plain = _request({"str": values["str"]})
+    foreign = _request({"str": values["str"]}, foreign=True)
     with_event = _request({"str": values["str"]}, event=True)
     with_arrays = _request(values)  # maps among them
     two_strings = _request({"array.strings": values["array.strings"], "array.one.124": values["array.one.124"]})
-    rows = _run(tmp_path, [("otlp_spans_in", with_event), ("otlp_spans_in", plain + with_arrays + two_strings)])
-    assert len(rows) == 4 * 5
-    assert len({row[2] for row in rows}) == 20  # SpanId: each span once
+    rows, routes = _run(tmp_path, [("otlp_spans_in", with_event),
+                                   ("otlp_spans_in", plain + with_arrays + foreign + two_strings)])
+    assert routes == [[False, 5], [True, 5], [False, 5], [False, 5], [False, 5]]
+    assert len(rows) == 5 * 5
+    assert len({row[2] for row in rows}) == 25  # SpanId: each span once
     assert sum("'ValueError'" in row[17] for row in rows) == 2  # the events' attributes, rendered
     assert sum("'[\"end_turn\",\"tool_use\"]'" in row[11] for row in rows) == 10  # array.strings
     assert sum(f"'[\"{'q' * 124}\"]'" in row[11] for row in rows) == 10  # also in with_arrays
+    prompts = [row for row in rows if "gen_ai.prompt.0.content" in row[11]]
+    assert len(prompts) == 2 and all('"hi"' in row[40] for row in prompts)  # mapped: InputMessages
