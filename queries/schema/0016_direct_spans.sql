@@ -3,7 +3,7 @@
 -- views. Passing the rows through that Null table to a second view cost more than the work on either side of it:
 -- 0015's first stage and the typed view as one SELECT took ~0.1 s less CPU per 20k-span insert and ~0.02 s less per
 -- 1-span insert, measured paired in one store. End to end, 200k spans over OTLP/HTTP: ~47k against ~40k spans/s,
--- collector CPU ~7.2 against ~8.8 s (medians of 12 alternating runs; bench/README.md, session 11). Whether a
+-- collector CPU ~7.3 against ~8.5 s (medians of 16 alternating runs; bench/README.md, session 11). Whether a
 -- span is foreign is asked once per request, of its distinct keys, where the staged path asks it of every span.
 -- The ingest table now has one view, which decides a request's path once and passes it on with the answer to a Null
 -- table, whose two views take the direct requests and the rest (to 0015's `otlp_spans_full`, 0014's stage, as
