@@ -37,15 +37,18 @@ SCRIPT = textwrap.dedent(r'''
     migrate(client, Layout())
     load_conventions(client, "llmloop")
     settings = Writer(TRACES, lambda: client, root / "spool", local_store=True).settings
-    client.command("CREATE TABLE llmloop.route_log (direct Bool, spans UInt64) ENGINE = Memory")
+    client.command("CREATE TABLE llmloop.route_log (direct Bool, spans UInt64, events UInt64, keys Array(String)) "
+                   "ENGINE = Memory")
     client.command("CREATE MATERIALIZED VIEW llmloop.route_log_mv TO llmloop.route_log AS SELECT direct, "
-                   "arraySum(arrayMap(rs -> arraySum(arrayMap(ss -> length(ss.spans), rs.scope_spans)), "
-                   "resource_spans)) AS spans FROM llmloop.otlp_spans_routed")
+                   "length(arrayFlatten(resource_spans.scope_spans.spans.span_id)) AS spans, "
+                   "length(arrayFlatten(resource_spans.scope_spans.spans.events.name)) AS events, "
+                   "arraySort(arrayDistinct(arrayFlatten(resource_spans.scope_spans.spans.attributes.key))) AS keys "
+                   "FROM llmloop.otlp_spans_routed")
     for index, (table, name) in enumerate(json.loads(sys.argv[2])):
         client.raw_insert(f"llmloop.{table}", insert_block=(root / name).read_bytes(), fmt="Protobuf",
                           settings={**settings, "insert_deduplication_token": f"t{index}"})
     rows = client.query("SELECT * FROM llmloop.spans ORDER BY SpanId").result_rows
-    routes = client.query("SELECT direct, spans FROM llmloop.route_log").result_rows
+    routes = client.query("SELECT direct, spans, events, keys FROM llmloop.route_log ORDER BY keys, events").result_rows
     print(json.dumps({"rows": [[repr(value) for value in row] for row in rows], "routes": routes}))
 ''')
 
@@ -103,8 +106,9 @@ def _request(values: dict[str, bytes], event: bool = False, foreign: bool = Fals
     return _VarintBytes(len(body)) + body
 
 
-def _run(tmp_path: Path, inserts: list[tuple[str, bytes]]) -> tuple[list[list[str]], list[list[int]]]:
-    """The rows of `spans` after the inserts (ordered by SpanId), and (direct, spans) of each routed request."""
+def _run(tmp_path: Path, inserts: list[tuple[str, bytes]]) -> tuple[list[list[str]], list[list]]:
+    """The rows of `spans` after the inserts (ordered by SpanId), and (direct, spans, events, distinct span attribute
+    keys) of each routed request, ordered by keys and events."""
     names = []
     for index, (table, data) in enumerate(inserts):
         (tmp_path / f"segment{index}").write_bytes(data)
@@ -121,7 +125,7 @@ def test_direct_path_fills_the_rows_the_staged_path_does(tmp_path: Path) -> None
     assert "array.one.124" not in values
     plain = _request(values)
     rows, routes = _run(tmp_path, [("otlp_spans_in", plain), ("otlp_spans_full", plain)])
-    assert routes == [[True, 5]]
+    assert [route[:3] for route in routes] == [[True, 5, 0]]
     assert len(rows) == 2 * 5
     for first, second in zip(rows[0::2], rows[1::2], strict=True):
         assert first == second
@@ -139,7 +143,10 @@ def test_other_requests_are_stored_once_through_the_staged_path(tmp_path: Path) 
     two_strings = _request({"array.strings": values["array.strings"], "array.one.124": values["array.one.124"]})
     rows, routes = _run(tmp_path, [("otlp_spans_in", with_event),
                                    ("otlp_spans_in", plain + with_arrays + foreign + two_strings)])
-    assert routes == [[False, 5], [True, 5], [False, 5], [False, 5], [False, 5]]
+    assert len(routes) == 5 and all(spans == 5 for _, spans, _, _ in routes)
+    # Only `plain` goes direct; `with_event` has its keys, `foreign` one more.
+    assert [route for route in routes if route[0]] == [[True, 5, 0, ["gen_ai.usage.input_tokens", "str"]]]
+    assert [False, 5, 2, ["gen_ai.usage.input_tokens", "str"]] in routes
     assert len(rows) == 5 * 5
     assert len({row[2] for row in rows}) == 25  # SpanId: each span once
     assert sum("'ValueError'" in row[17] for row in rows) == 2  # the events' attributes, rendered
