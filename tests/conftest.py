@@ -9,6 +9,7 @@ import ssl
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -90,8 +91,12 @@ class Collector:
             {"query": query, "default_format": "JSONEachRow", **{f"param_{k}": v for k, v in params.items()}})
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         request = urllib.request.Request(url, headers=headers)
-        with urllib.request.urlopen(request, timeout=30, context=self.ssl_context()) as resp:
-            return [json.loads(line) for line in resp.read().decode().splitlines() if line]
+        try:
+            with urllib.request.urlopen(request, timeout=30, context=self.ssl_context()) as resp:
+                return [json.loads(line) for line in resp.read().decode().splitlines() if line]
+        except urllib.error.HTTPError as exc:  # keep the store's message: it says why
+            body = exc.read().decode(errors="replace")[:2000]
+            raise AssertionError(f"SQL endpoint answered {exc.code}: {body}") from exc
 
     def wait_rows(self, query: str, count: int, timeout: float = 20, **params: object) -> list[dict]:
         """Poll `query` until it returns at least `count` rows."""
