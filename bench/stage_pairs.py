@@ -3,7 +3,8 @@
     python bench/stage_pairs.py [VARIANT.sql | typed] [--rounds 40] [--spans 20000]
 
 VARIANT.sql is a SELECT that reads `{{db}}.otlp_spans_in` and yields rows of `spans`, as the direct path (0016,
-`otlp_spans_direct_mv` behind the route) does for the bench's requests, optionally after statements it needs
+`otlp_spans_direct_mv` behind the route) does for the bench's requests (the variant has no route: every request
+takes it, so a variant that decides the path must do so itself), optionally after statements it needs
 (functions); `{{db}}` and the other layout placeholders are filled as in migrations. Without it the variant is
 a copy of the live path: an A/A run that shows the noise. `typed` compares the ingest table of collectors
 before 0014 instead (span attribute values parsed into typed columns), which a store keeps for them.
