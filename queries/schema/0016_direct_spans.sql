@@ -13,6 +13,11 @@
 -- new view exists, and the old views are dropped after it; in between, requests are stored twice, and the
 -- duplicate rows collapse like any OTLP retry (FINAL, merges).
 
+-- A request's spans, nested by resource and scope (Array(Array(Array(span)))): a field of them is read the same way,
+-- as nested arrays of that field.
+CREATE OR REPLACE FUNCTION llmloopRequestSpans {{on_cluster}} AS (resource_spans) ->
+    tupleElement(tupleElement(resource_spans, 'scope_spans'), 'spans');
+
 -- Whether one of `keys` is a foreign key or starts with a foreign prefix.
 CREATE OR REPLACE FUNCTION llmloopForeignKeys {{on_cluster}} AS (keys, foreign_keys, foreign_prefixes) ->
     hasAny(keys, foreign_keys) OR multiSearchAny(concat('\n', arrayStringConcat(keys, '\n')), foreign_prefixes);
@@ -25,13 +30,14 @@ CREATE OR REPLACE FUNCTION llmloopForeignKeys {{on_cluster}} AS (keys, foreign_k
 -- less analysis per insert (bench/README.md, session 11).
 CREATE OR REPLACE FUNCTION llmloopDirectRequest {{on_cluster}} AS (resource_spans, foreign_keys, foreign_prefixes) ->
     notEmpty(foreign_prefixes)
-    AND empty(arrayFlatten(tupleElement(tupleElement(tupleElement(resource_spans, 'scope_spans'), 'spans'), 'events')))
-    AND empty(arrayFlatten(tupleElement(tupleElement(tupleElement(resource_spans, 'scope_spans'), 'spans'), 'links')))
+    AND empty(arrayFlatten(tupleElement(llmloopRequestSpans(resource_spans), 'events')))
+    AND empty(arrayFlatten(tupleElement(llmloopRequestSpans(resource_spans), 'links')))
     AND NOT arrayExists(v -> reinterpretAsUInt8(v) = 50 OR (reinterpretAsUInt8(v) = 42 AND NOT llmloopRawOneString(v)),
-        arrayFlatten(tupleElement(tupleElement(tupleElement(tupleElement(resource_spans, 'scope_spans'), 'spans'),
-                                               'attributes'), 'value')))
-    AND NOT llmloopForeignKeys(arrayDistinct(arrayFlatten(tupleElement(tupleElement(tupleElement(tupleElement(
-        resource_spans, 'scope_spans'), 'spans'), 'attributes'), 'key'))), foreign_keys, foreign_prefixes);
+        arrayFlatten(tupleElement(tupleElement(llmloopRequestSpans(resource_spans), 'attributes'), 'value')))
+    AND NOT llmloopForeignKeys(
+        arrayDistinct(arrayFlatten(tupleElement(tupleElement(llmloopRequestSpans(resource_spans), 'attributes'),
+                                                'key'))),
+        foreign_keys, foreign_prefixes);
 
 -- 0015's llmloopRawPlain with the value's tag t (its first byte) read once, outside: multiIf's short-circuit
 -- evaluates each condition on the rows no condition before it took, and reading the tag from the value there again
