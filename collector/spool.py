@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import logging
+import math
 import os
 import threading
 import time
@@ -293,24 +294,28 @@ class Spool:
         self._ready.append(Segment(path, items, size))
         self._has_ready.notify()
 
-    def close_if_older(self, seconds: float) -> None:
-        """Close the open segment if it has waited `seconds` (so partial batches get written)."""
-        with self._lock:
-            due = self._fd is not None and time.monotonic() - self._opened >= seconds
-            generation = self._generation
-        if due:
-            self._close(generation)
-
     def close(self) -> None:
         """Close the open segment (shutdown)."""
         self._close()
 
-    def take(self, timeout: float) -> Segment | None:
-        """The oldest closed segment, waiting up to `timeout` seconds for one."""
-        with self._lock:
-            if not self._ready:
-                self._has_ready.wait(timeout)
-            return self._ready.popleft() if self._ready else None
+    def take(self, timeout: float, max_age: float = math.inf) -> Segment | None:
+        """The oldest closed segment, waiting up to `timeout` seconds for one; with none queued, the open
+        segment is closed and taken once it is `max_age` seconds old (so partial batches get written as soon
+        as they are due, also by a writer that was busy until then)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                if self._ready:
+                    return self._ready.popleft()
+                now = time.monotonic()
+                due_in = self._opened + max_age - now if self._fd is not None else math.inf
+                if due_in > 0:
+                    if now >= deadline:
+                        return None
+                    self._has_ready.wait(min(deadline - now, due_in))
+                    continue
+                generation = self._generation
+            self._close(generation)
 
     def put_back(self, segment: Segment) -> None:
         """Return a segment that could not be inserted (shutdown); it stays on disk for the next run."""

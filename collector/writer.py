@@ -126,11 +126,10 @@ class Writer:
             return
         client, settings = connected
         while True:
-            segment = self.spool.take(timeout=min(self.flush_interval, 0.1))
+            segment = self.spool.take(timeout=0.1, max_age=self.flush_interval)
             if segment is None:
                 if self._closing.is_set():
                     return
-                self.spool.close_if_older(self.flush_interval)
                 continue
             if not self._insert(client, settings, segment):
                 self.spool.put_back(segment)

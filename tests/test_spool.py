@@ -1,7 +1,8 @@
 """The spool under I/O errors: real files, with failures injected into its writes, fsyncs and cuts.
 
 Whatever fails, an acknowledged request must be in a queued segment (within the bytes the writer
-reads), a refused one must not be, nothing else may be, and the disk budget's count must match.
+reads), a refused one must not be, nothing else may be, and the disk budget's count must match. And a partial
+segment is handed to the writer as soon as it is due.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import errno
 import os
 import random
 import threading
+import time
 
 import pytest
 from google.protobuf.internal.decoder import _DecodeVarint
@@ -49,7 +51,7 @@ def test_io_errors_never_lose_an_acknowledged_request(tmp_path, monkeypatch, fsy
             except Overloaded:
                 refused.add(payload)
             if i % 40 == 0:
-                spool.close_if_older(0)
+                spool.close()
 
     threads = [threading.Thread(target=append_many, args=(n,), name=f"appender-{n}") for n in range(6)]
     for thread in threads:
@@ -74,3 +76,22 @@ def test_io_errors_never_lose_an_acknowledged_request(tmp_path, monkeypatch, fsy
     assert not stored & refused
     assert stored <= acked | refused
     assert spool.pending_bytes() == queued
+
+
+def test_a_due_partial_segment_is_taken_without_waiting(tmp_path) -> None:
+    """A writer that was busy past the flush interval takes the partial segment at once, and an idle one
+    as soon as it is due, not at the end of its wait."""
+    spool = Spool(tmp_path / "traces", segment_items=100, max_bytes=1 << 30)
+    spool.append(b"early", 1)
+    assert spool.take(0, max_age=60) is None  # neither full nor due
+    time.sleep(0.2)
+    segment = spool.take(0, max_age=0.1)
+    assert segment is not None and segment.items == 1
+
+    opened = time.monotonic()
+    spool.append(b"later", 1)
+    segment = spool.take(30, max_age=0.5)
+    taken = time.monotonic() - opened
+    assert segment is not None and segment.items == 1
+    assert 0.5 <= taken < 10, taken
+    assert spool.take(0, max_age=0) is None  # nothing open, nothing queued
