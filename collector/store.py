@@ -19,6 +19,11 @@ from llmloop.semconv import mapping
 log = logging.getLogger("llmloop.store")
 
 DEFAULT_STORE = "chdb://.llmloop/store"  # embedded; a relative path is taken from the working dir
+# The embedded engine runs its background merges at nice 10: they yield the CPU to ingest during a burst and
+# catch up when it ends, instead of taking a core from it (the HTTP phase's merges used to cost the default
+# bench's gRPC phase ~20 % of its rate). Under sustained overload parts then pile up until 0017's insert delay
+# lets the merges catch up. A ClickHouse server keeps its own configuration (os_threads_nice_value_merge_mutate).
+_EMBEDDED_ENGINE = {"os_threads_nice_value_merge_mutate": 10}
 
 
 def resolve_dsn(dsn: str) -> str:
@@ -53,7 +58,7 @@ def connect(dsn: str) -> Client:
     dsn = resolve_dsn(dsn)
     scheme = urlsplit(dsn).scheme
     if scheme == "chdb":
-        return clickhouse_connect.get_client(dsn=dsn)
+        return clickhouse_connect.get_client(dsn=dsn, chdb_options=_EMBEDDED_ENGINE)
     # The scheme picks TLS: clickhouse-connect itself ignores it and guesses from the port (443/8443).
     return clickhouse_connect.get_client(dsn=dsn, interface=scheme, autogenerate_session_id=False)
 
