@@ -1,12 +1,13 @@
 """Where an insert's CPU goes: one chDB insert of GenAI spans, cut off after each stage of the ingest views.
 
-    python bench/insert_stages.py [--spans 50000] [--repeat 3]
+    python bench/insert_stages.py [--spans 50000] [--repeat 3]     # --spans 200: the fixed cost of an insert
 
 Each variant runs in its own process with a fresh temporary embedded store, merges stopped, the same
 length-delimited OTLP batch (bench/ingest.py's spans) and the writer's insert settings. Variants:
 
 - parse: no view on `otlp_spans_in` (ClickHouse parses the protobuf, nothing else);
 - route: the ingest table's view, which decides each request's path (0016), and no view after it;
+- staged: the route and the staged path's views, which get no row here, without the direct path's view;
 - views: every view, with `spans` swapped for a Null table (everything but the MergeTree write): for the bench's
   requests, the direct path's one view (explode, attribute rendering, typed columns);
 - full: the real pipeline into `llmloop.spans`.
@@ -25,7 +26,7 @@ import sys
 import time
 from pathlib import Path
 
-VARIANTS = ("parse", "route", "views", "full")
+VARIANTS = ("parse", "route", "staged", "views", "full")
 PATH_VIEWS = ("otlp_spans_direct_mv", "otlp_spans_staged_mv")  # behind the route
 SPANS_VIEWS = ("otlp_spans_direct_mv", "spans_typed_mv", "spans_mapped_mv")  # the views that write to `spans`
 
@@ -45,8 +46,8 @@ def run_variant(variant: str, spans: int, repeat: int) -> float:
     client, settings = fresh_store("llmloop-stages-")
     if variant == "parse":
         client.command("DROP VIEW llmloop.otlp_spans_route_mv")
-    elif variant == "route":
-        for view in PATH_VIEWS:
+    elif variant in ("route", "staged"):
+        for view in PATH_VIEWS if variant == "route" else PATH_VIEWS[:1]:
             client.command(f"DROP VIEW llmloop.{view}")
     elif variant == "views":
         client.command("CREATE TABLE llmloop.spans_sink AS llmloop.spans ENGINE = Null")
