@@ -27,7 +27,11 @@ import time
 from pathlib import Path
 
 VARIANTS = ("parse", "route", "staged", "views", "full")
-PATH_VIEWS = ("otlp_spans_direct_mv", "otlp_spans_staged_mv")  # behind the route
+DROPPED = {  # the views a variant cuts off
+    "parse": ("otlp_spans_route_mv",),
+    "route": ("otlp_spans_direct_mv", "otlp_spans_staged_mv"),  # both paths behind the route
+    "staged": ("otlp_spans_direct_mv",),
+}
 SPANS_VIEWS = ("otlp_spans_direct_mv", "spans_typed_mv", "spans_mapped_mv")  # the views that write to `spans`
 
 
@@ -44,12 +48,9 @@ def run_variant(variant: str, spans: int, repeat: int) -> float:
     from llmloop.collector.decode import TRACES
 
     client, settings = fresh_store("llmloop-stages-")
-    if variant == "parse":
-        client.command("DROP VIEW llmloop.otlp_spans_route_mv")
-    elif variant in ("route", "staged"):
-        for view in PATH_VIEWS if variant == "route" else PATH_VIEWS[:1]:
-            client.command(f"DROP VIEW llmloop.{view}")
-    elif variant == "views":
+    for view in DROPPED.get(variant, ()):
+        client.command(f"DROP VIEW llmloop.{view}")
+    if variant == "views":
         client.command("CREATE TABLE llmloop.spans_sink AS llmloop.spans ENGINE = Null")
         for view in SPANS_VIEWS:
             create = client.query("SELECT create_table_query FROM system.tables WHERE database = 'llmloop' "
