@@ -78,3 +78,53 @@ def test_insert_tuning_keeps_only_settings_the_store_knows(tmp_path: Path) -> No
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip().splitlines()[-1] == str(sorted(
         ["format_schema", "optimize_on_insert", "query_plan_enable_optimizations", "optimize_and_compare_chain"]))
+
+
+IN_PLACE_SCRIPT = textwrap.dedent(r'''
+    import sys, time
+    from pathlib import Path
+    from google.protobuf.internal.encoder import _VarintBytes
+    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+    from llmloop.collector.decode import TRACES
+    from llmloop.collector.spool import Segment
+    from llmloop.collector.store import connect, migrate
+    from llmloop.queries import Layout
+    from llmloop.collector.writer import Writer, tuned
+
+    root = Path(sys.argv[1])
+    client = connect(f"chdb://{root}/store")
+    migrate(client, Layout())
+
+    def record(name):
+        body = trace_service_pb2.ExportTraceServiceRequest()
+        body.resource_spans.add().scope_spans.add().spans.add(
+            name=name, trace_id=bytes(range(1, 17)), span_id=bytes(range(1, 9)), start_time_unix_nano=time.time_ns())
+        body = body.SerializeToString()
+        return _VarintBytes(len(body)) + body
+
+    # Spool directories whose names need quoting in SQL or are patterns to FROM INFILE, and a segment file
+    # longer than what the spool counted in it (a torn tail that could not be cut after a failed fsync).
+    writer = Writer(TRACES, lambda: client, root / "it's {spool}", workers=1, local_store=True)
+    whole = record("whole-1") + record("whole-2")
+    path = writer.spool.directory / "00000000000000000001-torn.otlp"
+    path.write_bytes(whole + record("torn")[:-3])
+    settings = tuned(client, writer.settings)
+    assert writer._insert(client, settings, Segment(path, 2, len(whole)))
+    path = path.with_name("00000000000000000002-whole.otlp")
+    path.write_bytes(record("in-place"))
+    assert writer._insert(client, settings, Segment(path, 1, path.stat().st_size))
+    plain = Writer(TRACES, lambda: client, root / "it's plain", workers=1, local_store=True)
+    path = plain.spool.directory / "00000000000000000003-plain.otlp"
+    path.write_bytes(record("plain"))
+    assert plain.in_place and not writer.in_place
+    assert plain._insert(client, tuned(client, plain.settings), Segment(path, 1, path.stat().st_size))
+    print(client.query("SELECT groupArraySorted(10)(SpanName) FROM llmloop.spans").result_rows[0][0])
+''')
+
+
+def test_segments_are_inserted_up_to_their_counted_bytes_from_any_spool_path(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-c", IN_PLACE_SCRIPT, str(tmp_path)], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().splitlines()[-1] == str(["in-place", "plain", "whole-1", "whole-2"]), done.stderr[-3000:]
+    assert "failed, retrying" not in done.stderr
