@@ -19,11 +19,12 @@ from llmloop.semconv import mapping
 log = logging.getLogger("llmloop.store")
 
 DEFAULT_STORE = "chdb://.llmloop/store"  # embedded; a relative path is taken from the working dir
-# The embedded engine runs its background merges at nice 10: they yield the CPU to ingest during a burst and
-# catch up when it ends, instead of taking a core from it (the HTTP phase's merges used to cost the default
-# bench's gRPC phase ~20 % of its rate). Under sustained overload parts then pile up until 0017's insert delay
-# lets the merges catch up. A ClickHouse server keeps its own configuration (os_threads_nice_value_merge_mutate).
-_EMBEDDED_ENGINE = {"os_threads_nice_value_merge_mutate": 10}
+# The embedded engine runs its background merges at nice 19: they take the CPU that ingest leaves idle, so a
+# burst's merges wait until it ends instead of taking a core from it (at nice 0 the HTTP phase's merges cost the
+# default bench's gRPC phase ~20 % of its rate, at nice 10 still ~10 %; bench/README.md). Under sustained
+# overload parts then pile up until 0017's insert delay idles the writers and the merges catch up. A ClickHouse
+# server keeps its own configuration (os_threads_nice_value_merge_mutate).
+_EMBEDDED_ENGINE = {"os_threads_nice_value_merge_mutate": 19}
 
 
 def resolve_dsn(dsn: str) -> str:
