@@ -196,7 +196,7 @@ class Writer:
 
     def _raw_insert(self, client: Client, settings: dict[str, Any], source: Path | bytes, token: str) -> None:
         """Insert length-delimited requests: a file the embedded engine reads in place (saving the copies
-        into the client's temporary file, ~2 us per span; bench/README.md), or bytes."""
+        into the client's temporary file, ~1.5 us per span; bench/README.md), or bytes."""
         settings = {**settings, "insert_deduplication_token": token}
         if isinstance(source, bytes):
             client.raw_insert(self.table, insert_block=source, fmt="Protobuf", settings=settings)

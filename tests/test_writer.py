@@ -102,22 +102,23 @@ IN_PLACE_SCRIPT = textwrap.dedent(r'''
         body = body.SerializeToString()
         return _VarintBytes(len(body)) + body
 
-    # Spool directories whose names need quoting in SQL or are patterns to FROM INFILE, and a segment file
-    # longer than what the spool counted in it (a torn tail that could not be cut after a failed fsync).
-    writer = Writer(TRACES, lambda: client, root / "it's {spool}", workers=1, local_store=True)
+    # A spool directory whose name needs quoting in SQL: a segment file longer than what the spool counted in it
+    # (a torn tail that could not be cut after a failed fsync), then a whole one, read in place.
+    plain = Writer(TRACES, lambda: client, root / "it's plain", workers=1, local_store=True)
+    settings = tuned(client, plain.settings)
     whole = record("whole-1") + record("whole-2")
-    path = writer.spool.directory / "00000000000000000001-torn.otlp"
+    path = plain.spool.directory / "00000000000000000001-torn.otlp"
     path.write_bytes(whole + record("torn")[:-3])
-    settings = tuned(client, writer.settings)
-    assert writer._insert(client, settings, Segment(path, 2, len(whole)))
+    assert plain._insert(client, settings, Segment(path, 2, len(whole)))
     path = path.with_name("00000000000000000002-whole.otlp")
     path.write_bytes(record("in-place"))
-    assert writer._insert(client, settings, Segment(path, 1, path.stat().st_size))
-    plain = Writer(TRACES, lambda: client, root / "it's plain", workers=1, local_store=True)
-    path = plain.spool.directory / "00000000000000000003-plain.otlp"
-    path.write_bytes(record("plain"))
-    assert plain.in_place and not writer.in_place
-    assert plain._insert(client, tuned(client, plain.settings), Segment(path, 1, path.stat().st_size))
+    assert plain._insert(client, settings, Segment(path, 1, path.stat().st_size))
+    # One whose name FROM INFILE would take as a pattern: its segments go as bytes.
+    pattern = Writer(TRACES, lambda: client, root / "{spool}*", workers=1, local_store=True)
+    path = pattern.spool.directory / "00000000000000000003-pattern.otlp"
+    path.write_bytes(record("pattern"))
+    assert plain.in_place and not pattern.in_place
+    assert pattern._insert(client, tuned(client, pattern.settings), Segment(path, 1, path.stat().st_size))
     print(client.query("SELECT groupArraySorted(10)(SpanName) FROM llmloop.spans").result_rows[0][0])
 ''')
 
@@ -126,5 +127,6 @@ def test_segments_are_inserted_up_to_their_counted_bytes_from_any_spool_path(tmp
     done = subprocess.run([sys.executable, "-c", IN_PLACE_SCRIPT, str(tmp_path)], capture_output=True, text=True,
                           timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.strip().splitlines()[-1] == str(["in-place", "plain", "whole-1", "whole-2"]), done.stderr[-3000:]
+    stored = done.stdout.strip().splitlines()[-1]
+    assert stored == str(["in-place", "pattern", "whole-1", "whole-2"]), done.stderr[-3000:]
     assert "failed, retrying" not in done.stderr
