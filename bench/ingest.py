@@ -718,7 +718,10 @@ def main(argv: list[str] | None = None) -> int:
     for n in range(args.rounds):
         if args.rounds > 1:
             print(f"\n=== round {n + 1} of {args.rounds} ===", flush=True)
-        exit_code, results = run_round(args)
+        try:
+            exit_code, results = run_round(args)
+        except KeyboardInterrupt:
+            return 130
         if exit_code:
             return exit_code
         for result in results:
@@ -762,6 +765,7 @@ def run_round(args: argparse.Namespace) -> tuple[int, list[Result]]:
         report(results, args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
+        raise  # after the cleanup below: no further rounds
     finally:
         code = collector.stop()
         if code not in (None, 0) and exit_code == 0:
