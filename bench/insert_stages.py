@@ -5,7 +5,7 @@
 Each variant runs in its own process with a fresh temporary embedded store, merges stopped, the same
 length-delimited OTLP batch (bench/ingest.py's spans) and the writer's insert settings. Variants:
 
-- parse: no view on `otlp_spans_in` (ClickHouse parses the protobuf, nothing else);
+- parse: no view on `otlp_spans_raw_in` (ClickHouse parses the protobuf, nothing else);
 - route: the ingest table's view, which decides each request's path (0016), and no view after it;
 - staged: the route and the staged path's views, which get no row here, without the direct path's view;
 - views: every view, with `spans` swapped for a Null table (everything but the MergeTree write): for the bench's
@@ -28,11 +28,11 @@ from pathlib import Path
 
 VARIANTS = ("parse", "route", "staged", "views", "full")
 DROPPED = {  # the views a variant cuts off
-    "parse": ("otlp_spans_route_mv",),
-    "route": ("otlp_spans_direct_mv", "otlp_spans_staged_mv"),  # both paths behind the route
-    "staged": ("otlp_spans_direct_mv",),
+    "parse": ("otlp_spans_raw_route_mv",),
+    "route": ("otlp_spans_raw_direct_mv", "otlp_spans_raw_staged_mv"),  # both paths behind the route
+    "staged": ("otlp_spans_raw_direct_mv",),
 }
-SPANS_VIEWS = ("otlp_spans_direct_mv", "spans_typed_mv", "spans_mapped_mv")  # the views that write to `spans`
+SPANS_VIEWS = ("otlp_spans_raw_direct_mv", "spans_typed_mv", "spans_mapped_mv")  # the views that write to `spans`
 
 
 def _cpu() -> float:

@@ -38,13 +38,14 @@ def segment(spans: int, seed: int) -> bytes:
     return b"".join(_VarintBytes(len(body)) + body for body, _ in ingest.build_requests(sizes, seed, 0))
 
 
-# The live ingest table's views (0016) as (view, the table its copy writes to; None: a Null copy of the view's own).
-_PATH = (("otlp_spans_route_mv", None), ("otlp_spans_direct_mv", "spans"), ("otlp_spans_staged_mv", "otlp_spans_full"))
+# The live ingest table's views (0018) as (view, the table its copy writes to; None: a Null copy of the view's own).
+_PATH = (("otlp_spans_raw_route_mv", None), ("otlp_spans_raw_direct_mv", "spans"),
+         ("otlp_spans_raw_staged_mv", "otlp_spans_raw_full"))
 
 
 def path_variant(client: Any, name: str, sql: str | None) -> str:
     """A Null input table `<db>.<name>_in` like the ingest table, and what takes its requests into `spans`: `sql`
-    (statements, the last a SELECT from `{{db}}.otlp_spans_in` that yields rows of `spans`, placeholders as in
+    (statements, the last a SELECT from `{{db}}.otlp_spans_raw_in` that yields rows of `spans`, placeholders as in
     migrations; the earlier ones, e.g. functions, run first) as its one view or, without it, a copy of the live
     path (the ingest table's route, and the direct and staged paths behind it). Returns the table's name."""
     from llmloop import queries
@@ -61,13 +62,13 @@ def path_variant(client: Any, name: str, sql: str | None) -> str:
         views = [(select.replace(f"FROM {source}", f"FROM {table}"), f"{db}.spans")]
     else:
         routed = f"{db}.{name}_routed"
-        client.command(f"CREATE TABLE {routed} AS {db}.otlp_spans_routed ENGINE = Null")
+        client.command(f"CREATE TABLE {routed} AS {db}.otlp_spans_raw_routed ENGINE = Null")
         views = []
         for view, target in _PATH:
             select = client.query("SELECT as_select FROM system.tables WHERE database = {db:String} "
                                   "AND name = {view:String}", parameters={"db": db, "view": view}).result_rows[0][0]
             select = (select.replace(f"FROM {source}", f"FROM {table}")
-                      .replace(f"FROM {db}.otlp_spans_routed", f"FROM {routed}"))
+                      .replace(f"FROM {db}.otlp_spans_raw_routed", f"FROM {routed}"))
             views.append((select, f"{db}.{target}" if target else routed))
     for index, (select, target) in enumerate(views):
         client.command(f"CREATE MATERIALIZED VIEW {db}.{name}_mv{index} TO {target} AS {select}")

@@ -2,9 +2,9 @@
 
     python bench/stage_pairs.py [VARIANT.sql | typed] [--rounds 40] [--spans 20000]
 
-VARIANT.sql is a SELECT that reads `{{db}}.otlp_spans_in` and yields rows of `spans`, as the direct path (0016,
-`otlp_spans_direct_mv` behind the route) does for the bench's requests (the variant has no route: every request
-takes it, so a variant that decides the path must do so itself), optionally after statements it needs
+VARIANT.sql is a SELECT that reads `{{db}}.otlp_spans_raw_in` and yields rows of `spans`, as the direct path
+(0016 and 0018, `otlp_spans_raw_direct_mv` behind the route) does for the bench's requests (the variant has no route:
+every request takes it, so a variant that decides the path must do so itself), optionally after statements it needs
 (functions); `{{db}}` and the other layout placeholders are filled as in migrations. Without it the variant is
 a copy of the live path: an A/A run that shows the noise. `typed` compares the ingest table of collectors
 before 0014 instead (span attribute values parsed into typed columns), which a store keeps for them.
@@ -39,7 +39,7 @@ def _cpu() -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("variant", type=Path, nargs="?",
-                        help="a SELECT from {{db}}.otlp_spans_in into spans' columns, or typed "
+                        help="a SELECT from {{db}}.otlp_spans_raw_in into spans' columns, or typed "
                              "(default: a copy of the live path)")
     parser.add_argument("--rounds", type=int, default=40)
     parser.add_argument("--spans", type=int, default=20_000)

@@ -129,7 +129,7 @@ class Signal:
 
 TRACES = Signal(
     "traces",
-    "otlp_spans_in",
+    "otlp_spans_raw_in",
     trace_service_pb2.ExportTraceServiceRequest,
     trace_service_pb2.ExportTraceServiceResponse,
     ("resource_spans", "scope_spans", "spans"),
@@ -138,7 +138,8 @@ TRACES = Signal(
     _span_problem,
     _scan_spans,
     ("traceId", "spanId", "parentSpanId"),
-    raw_fields=("resource_spans.scope_spans.spans.attributes.value",),
+    # Attribute values below the resource as wire bytes, decoded by the ingest views (0014, 0018).
+    raw_fields=tuple(f"resource_spans.scope_spans.spans.{part}attributes.value" for part in ("", "events.", "links.")),
 )
 LOGS = Signal(
     "logs",

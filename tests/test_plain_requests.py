@@ -1,5 +1,5 @@
-"""Plain requests in our own conventions go straight into `spans` (0015, 0016); they must get the rows the staged
-path (0014's first stage, `spans_stage` and its views) gives them.
+"""Plain requests in our own conventions go straight into `spans` (0015, 0016, 0018); they must get the rows the
+staged path (0014's first stage, `spans_stage` and its views) gives them.
 
 The same such request goes into the ingest table (the direct path) and, straight, into the table of the staged
 path; every column of the two copies of each span must match. Requests that are not plain (an event, an array of
@@ -43,7 +43,7 @@ SCRIPT = textwrap.dedent(r'''
                    "length(arrayFlatten(resource_spans.scope_spans.spans.span_id)) AS spans, "
                    "length(arrayFlatten(resource_spans.scope_spans.spans.events.name)) AS events, "
                    "arraySort(arrayDistinct(arrayFlatten(resource_spans.scope_spans.spans.attributes.key))) AS keys "
-                   "FROM llmloop.otlp_spans_routed")
+                   "FROM llmloop.otlp_spans_raw_routed")
     for index, (table, name) in enumerate(json.loads(sys.argv[2])):
         client.raw_insert(f"llmloop.{table}", insert_block=(root / name).read_bytes(), fmt="Protobuf",
                           settings={**settings, "insert_deduplication_token": f"t{index}"})
@@ -124,7 +124,7 @@ def test_direct_path_fills_the_rows_the_staged_path_does(tmp_path: Path) -> None
     assert {"array.one", "array.one.empty", "array.one.123", "str.20000", "int.min", "double.nan"} <= set(values)
     assert "array.one.124" not in values
     plain = _request(values)
-    rows, routes = _run(tmp_path, [("otlp_spans_in", plain), ("otlp_spans_full", plain)])
+    rows, routes = _run(tmp_path, [("otlp_spans_raw_in", plain), ("otlp_spans_raw_full", plain)])
     assert [route[:3] for route in routes] == [[True, 5, 0]]
     assert len(rows) == 2 * 5
     for first, second in zip(rows[0::2], rows[1::2], strict=True):
@@ -141,8 +141,8 @@ def test_other_requests_are_stored_once_through_the_staged_path(tmp_path: Path) 
     with_event = _request({"str": values["str"]}, event=True)
     with_arrays = _request(values)  # maps among them
     two_strings = _request({"array.strings": values["array.strings"], "array.one.124": values["array.one.124"]})
-    rows, routes = _run(tmp_path, [("otlp_spans_in", with_event),
-                                   ("otlp_spans_in", plain + with_arrays + foreign + two_strings)])
+    rows, routes = _run(tmp_path, [("otlp_spans_raw_in", with_event),
+                                   ("otlp_spans_raw_in", plain + with_arrays + foreign + two_strings)])
     assert len(routes) == 5 and all(spans == 5 for _, spans, _, _ in routes)
     # Only `plain` goes direct; `with_event` has its keys, `foreign` one more.
     assert [route for route in routes if route[0]] == [[True, 5, 0, ["gen_ai.usage.input_tokens", "str"]]]
