@@ -116,7 +116,8 @@ def test_spans_map_alike_before_after_and_without_foreign_rows(tmp_path: Path) -
                  "m-native-event-0014-collector"):
         assert (rows[name]["Operation"], rows[name]["RequestModel"], rows[name]["InputTokens"],
                 rows[name]["ConfigId"]) == ("chat", "claude-sonnet-4-5", 10, "support@3"), rows[name]
-    for name in ("b-foreign-before", "d-foreign-after", "e-foreign-no-rows", "h-foreign-old-collector"):
+    for name in ("b-foreign-before", "d-foreign-after", "e-foreign-no-rows", "h-foreign-old-collector",
+                 "k-foreign-event-after"):
         assert (rows[name]["Operation"], rows[name]["RequestModel"], rows[name]["InputTokens"]) == (
             "chat", "gpt-4o", 20), rows[name]
         assert json.loads(rows[name]["InputMessages"]) == [
