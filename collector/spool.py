@@ -111,6 +111,7 @@ class Spool:
         self._path: Path | None = None
         self._sealed = False  # a failed write could not be cut off: no more appends to this segment
         self._opened = 0.0
+        self._appended = 0.0  # when the open segment last took a request
         self._items = 0
         self._written = 0  # bytes appended to the open segment
         self._synced = 0  # of those, bytes known durable
@@ -168,6 +169,7 @@ class Spool:
             else:
                 self._written += size
                 self._items += items
+                self._appended = time.monotonic()
                 self._bytes += size
                 target, full = self._written, self._items >= self.segment_items
         if error is not None:
@@ -298,17 +300,23 @@ class Spool:
         """Close the open segment (shutdown)."""
         self._close()
 
-    def take(self, timeout: float, max_age: float = math.inf) -> Segment | None:
-        """The oldest closed segment, waiting up to `timeout` seconds for one; with none queued, the open
-        segment is closed and taken once it is `max_age` seconds old (so partial batches get written as soon
-        as they are due, also by a writer that was busy until then)."""
+    def take(self, timeout: float, max_age: float = math.inf, quiet: float = math.inf) -> Segment | None:
+        """The oldest closed segment, waiting up to `timeout` seconds for one. With none queued, the open
+        segment is closed and taken once it is `max_age` seconds old, or once no request came for `quiet`
+        seconds while it holds a quarter of a full segment or more: a burst's last requests are not left
+        waiting for the flush interval, and a trickle still makes one insert per `max_age`. Either way
+        also by a writer that was busy until then."""
         deadline = time.monotonic() + timeout
         while True:
             with self._lock:
                 if self._ready:
                     return self._ready.popleft()
                 now = time.monotonic()
-                due_in = self._opened + max_age - now if self._fd is not None else math.inf
+                due_in = math.inf
+                if self._fd is not None:
+                    due_in = self._opened + max_age - now
+                    if self._items * 4 >= self.segment_items:
+                        due_in = min(due_in, self._appended + quiet - now)
                 if due_in > 0:
                     if now >= deadline:
                         return None

@@ -63,7 +63,8 @@ def main() -> None:
               help="Characters kept per string attribute value, also inside arrays and maps (0: no limit, as "
                    "in the OTel SDK); longer strings are cut and counted in llmloop.truncated_values_count.")
 @click.option("--batch-spans", default=20_000, show_default=True, help="Items per insert.")
-@click.option("--flush-interval", default=1.0, show_default=True, help="Seconds before a partial batch is written.")
+@click.option("--flush-interval", default=1.0, show_default=True,
+              help="Seconds before a partial batch is written (a quarter batch or more: 0.1 s after requests pause).")
 @click.option("--insert-workers", default=2, show_default=True, help="Parallel span inserts.")
 @click.option("--spool-dir", type=click.Path(path_type=Path), envvar="LLMLOOP_SPOOL", default=None,
               help="Write-ahead spool directory [default: STORE.spool beside an embedded store, "

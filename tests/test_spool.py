@@ -95,3 +95,32 @@ def test_a_due_partial_segment_is_taken_without_waiting(tmp_path) -> None:
     assert segment is not None and segment.items == 1
     assert 0.5 <= taken < 10, taken
     assert spool.take(0, max_age=0) is None  # nothing open, nothing queued
+
+
+def test_a_quiet_partial_segment_is_taken_before_it_is_due(tmp_path) -> None:
+    """Once requests stop coming, a partial segment of a quarter batch or more goes to an idle writer after
+    `quiet` seconds, not at the flush interval; a smaller one (a trickle) still waits for the interval."""
+    spool = Spool(tmp_path / "traces", segment_items=100, max_bytes=1 << 30)
+    spool.append(b"small", 24)
+    started = time.monotonic()
+    assert spool.take(0.5, max_age=60, quiet=0.05) is None  # under a quarter: only max_age takes it
+    assert time.monotonic() - started >= 0.5
+    spool.append(b"more", 1)  # 25 items: a quarter
+    appended = time.monotonic()
+    segment = spool.take(30, max_age=60, quiet=0.3)
+    waited = time.monotonic() - appended
+    assert segment is not None and segment.items == 25
+    assert 0.3 <= waited < 10, waited
+
+    def keep_appending() -> None:
+        for _ in range(10):
+            spool.append(b"busy", 10)
+            time.sleep(0.05)
+
+    appender = threading.Thread(target=keep_appending)
+    appender.start()
+    started = time.monotonic()
+    segment = spool.take(30, max_age=60, quiet=0.3)  # requests keep coming: it fills up first
+    appender.join()
+    assert segment is not None and segment.items == 100
+    assert time.monotonic() - started < 10
