@@ -105,8 +105,8 @@ def test_a_quiet_partial_segment_is_taken_before_it_is_due(tmp_path) -> None:
     started = time.monotonic()
     assert spool.take(0.5, max_age=60, quiet=0.05) is None  # under a quarter: only max_age takes it
     assert time.monotonic() - started >= 0.5
-    spool.append(b"more", 1)  # 25 items: a quarter
     appended = time.monotonic()
+    spool.append(b"more", 1)  # 25 items: a quarter
     segment = spool.take(30, max_age=60, quiet=0.3)
     waited = time.monotonic() - appended
     assert segment is not None and segment.items == 25

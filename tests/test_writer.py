@@ -1,5 +1,5 @@
-"""The writer keeps going when a queued spool segment has vanished (deleted by hand) before its insert, and
-tunes its inserts only with settings the store knows.
+"""The writer keeps going when a queued spool segment has vanished (deleted by hand) before its insert, tunes
+its inserts only with settings the store knows, and does not hold a burst's last spans for the flush interval.
 
 Each test runs in a child process: a process can open only one embedded store.
 """
@@ -130,3 +130,40 @@ def test_segments_are_inserted_up_to_their_counted_bytes_from_any_spool_path(tmp
     stored = done.stdout.strip().splitlines()[-1]
     assert stored == str(["in-place", "pattern", "whole-1", "whole-2"]), done.stderr[-3000:]
     assert "failed, retrying" not in done.stderr
+
+
+QUIET_SCRIPT = textwrap.dedent(r'''
+    import sys, time
+    from pathlib import Path
+    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+    from llmloop.collector.decode import TRACES
+    from llmloop.collector.store import connect, migrate
+    from llmloop.queries import Layout
+    from llmloop.collector.writer import Writer
+
+    root = Path(sys.argv[1])
+    client = connect(f"chdb://{root}/store")
+    migrate(client, Layout())
+    body = trace_service_pb2.ExportTraceServiceRequest()
+    spans = body.resource_spans.add().scope_spans.add().spans
+    for i in range(1, 4):
+        spans.add(name="burst", trace_id=bytes(range(i, i + 16)), span_id=bytes(range(i, i + 8)),
+                  start_time_unix_nano=time.time_ns())
+    writer = Writer(TRACES, lambda: client, root / "spool", batch_items=12, flush_interval=120, workers=1,
+                    local_store=True)
+    writer.start()
+    sent = time.monotonic()
+    writer.submit(body.SerializeToString(), 3)  # a quarter of a batch, then nothing more
+    while client.command("SELECT count() FROM llmloop.spans WHERE SpanName = 'burst'") < 3:
+        time.sleep(0.05)
+    print(f"{time.monotonic() - sent:.2f}")
+    writer.stop()
+''')
+
+
+def test_a_bursts_last_segment_is_inserted_before_the_flush_interval(tmp_path: Path) -> None:
+    """Once requests stop, a partial batch of a quarter or more is inserted at once, not after --flush-interval."""
+    done = subprocess.run([sys.executable, "-c", QUIET_SCRIPT, str(tmp_path)], capture_output=True, text=True,
+                          timeout=100)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert float(done.stdout.strip().splitlines()[-1]) < 60  # the flush interval is 120 s
